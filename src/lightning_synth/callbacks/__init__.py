@@ -1,0 +1,9 @@
+"""Callbacks that act on the training loop."""
+
+from lightning_synth.callbacks.bridged_transfer import (
+    BridgedTransfer,
+    request_train_dataloader_reload,
+)
+from lightning_synth.callbacks.source_counter import SourceCounter
+
+__all__ = ["BridgedTransfer", "SourceCounter", "request_train_dataloader_reload"]

@@ -1,0 +1,206 @@
+"""Pools of samples with provenance, and nested, seeded subsets of them.
+
+A *pool* is one named dataset of one *kind* (``"synthetic"`` or ``"real"``). Every sample
+drawn through :class:`PooledDataset` carries its provenance under the keys ``source`` (the
+kind) and ``pool`` (the name), so a batch can be counted and logged by source.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+import torch
+from torch.utils.data import Dataset
+
+SourceKind: TypeAlias = Literal["synthetic", "real"]
+SOURCE_KINDS: tuple[SourceKind, ...] = ("synthetic", "real")
+
+#: A dataset, or a zero-argument callable that builds one (called in ``setup``).
+DatasetLike: TypeAlias = Dataset[Any] | Callable[[], Dataset[Any]]
+
+
+def check_fraction(name: str, value: float) -> float:
+    """Return ``value`` if it lies in (0, 1]; raise ``ValueError`` naming ``name`` otherwise."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 < value <= 1.0:
+        msg = f"{name} must be in (0, 1], got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+def stable_seed(seed: int, *names: str) -> int:
+    """Derive a 63-bit seed from ``seed`` and names, identical in every process.
+
+    Python's ``hash`` of a string changes between processes; CRC32 does not, so a pool's
+    subset and shuffles are the same on every worker and every rank.
+
+    Example:
+        >>> stable_seed(0, "real") == stable_seed(0, "real")
+        True
+        >>> stable_seed(0, "real") != stable_seed(0, "synthetic")
+        True
+    """
+    value = seed & 0xFFFFFFFF
+    for name in names:
+        value = (value * 0x9E3779B1 + zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
+    return value
+
+
+def subset_size(length: int, fraction: float) -> int:
+    """Number of samples kept when taking ``fraction`` of ``length`` (half up, at least one).
+
+    Example:
+        >>> subset_size(160, 0.1), subset_size(10, 0.25), subset_size(3, 0.01)
+        (16, 3, 1)
+    """
+    return min(length, max(1, math.floor(length * fraction + 0.5)))
+
+
+def nested_subset(length: int, fraction: float, seed: int) -> list[int]:
+    """Seeded subset of ``range(length)`` holding ``fraction`` of it, nested across fractions.
+
+    The subset is a prefix of one seeded permutation, so for the same ``seed`` the 10% subset
+    lies inside the 25% subset, which lies inside the 50% one: a sweep over fractions compares
+    like with like. Indices are returned sorted.
+
+    Args:
+        length: Size of the full dataset.
+        fraction: Share to keep, in (0, 1].
+        seed: Seed of the permutation.
+
+    Returns:
+        Sorted list of kept indices.
+
+    Example:
+        >>> small, large = nested_subset(100, 0.1, seed=7), nested_subset(100, 0.25, seed=7)
+        >>> len(small), len(large), set(small) <= set(large)
+        (10, 25, True)
+    """
+    check_fraction("fraction", fraction)
+    if length <= 0:
+        msg = f"length must be positive, got {length}"
+        raise ValueError(msg)
+    if fraction == 1.0:
+        return list(range(length))
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(length, generator=generator)
+    return sorted(order[: subset_size(length, fraction)].tolist())
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One named dataset of one kind, restricted to a subset of its indices.
+
+    Args:
+        name: Name of the pool, unique within a DataModule (e.g. ``"random"``, ``"real"``).
+        kind: ``"synthetic"`` or ``"real"``.
+        dataset: Map-style dataset whose items are dicts (the sample contract).
+        indices: Indices of ``dataset`` that belong to the pool.
+    """
+
+    name: str
+    kind: SourceKind
+    dataset: Dataset[Any]
+    indices: Sequence[int]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class PooledDataset(Dataset[dict[str, Any]]):
+    """Pools laid end to end, with provenance added to every sample.
+
+    Index ``i`` addresses the pools in order: the first ``len(pools[0])`` indices belong to
+    the first pool, and so on. Each sample is a shallow copy of the pool's sample with
+    ``source`` (the pool's kind) and ``pool`` (its name) added.
+
+    Args:
+        pools: The pools, in the order their indices are laid out.
+
+    Raises:
+        ValueError: If ``pools`` is empty or one of them holds no samples.
+    """
+
+    def __init__(self, pools: Sequence[Pool]) -> None:
+        if not pools:
+            msg = "pools must hold at least one pool, got none"
+            raise ValueError(msg)
+        for pool in pools:
+            if len(pool) == 0:
+                msg = f"pool {pool.name!r} ({pool.kind}) is empty"
+                raise ValueError(msg)
+        self.pools = list(pools)
+        self._ends: list[int] = []
+        total = 0
+        for pool in self.pools:
+            total += len(pool)
+            self._ends.append(total)
+
+    def __len__(self) -> int:
+        return self._ends[-1]
+
+    def pool_of(self, index: int) -> tuple[Pool, int]:
+        """Return the pool that holds global ``index`` and the position inside that pool."""
+        if not 0 <= index < len(self):
+            msg = f"index must be in [0, {len(self)}), got {index}"
+            raise IndexError(msg)
+        position = bisect.bisect_right(self._ends, index)
+        start = self._ends[position - 1] if position else 0
+        return self.pools[position], index - start
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pool, local = self.pool_of(index)
+        sample = pool.dataset[pool.indices[local]]
+        if not isinstance(sample, Mapping):
+            msg = (
+                f"pool {pool.name!r} returned a {type(sample).__name__}, but samples must be dicts "
+                "such as {'image': ..., 'mask': ...} or "
+                "{'image': ..., 'boxes': ..., 'labels': ...}; "
+                "wrap the dataset so that __getitem__ returns a dict"
+            )
+            raise TypeError(msg)
+        previous = sample.get("source")
+        if previous is not None and previous != pool.kind:
+            msg = (
+                f"pool {pool.name!r} is {pool.kind!r} but its sample {pool.indices[local]} "
+                f"already says source={previous!r}"
+            )
+            raise ValueError(msg)
+        return {**sample, "source": pool.kind, "pool": pool.name}
+
+
+def resolve_dataset(name: str, value: DatasetLike) -> Dataset[Any]:
+    """Build ``value`` if it is a factory and check that the result is a sized, non-empty dataset.
+
+    Args:
+        name: Name used in error messages (e.g. ``"synthetic['random']"``).
+        value: A dataset or a zero-argument callable returning one.
+
+    Returns:
+        The dataset.
+    """
+    dataset: Any = value if hasattr(value, "__getitem__") else value()
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        msg = f"{name} must be a map-style dataset (with __len__ and __getitem__), got {dataset!r}"
+        raise TypeError(msg)
+    if len(dataset) == 0:
+        msg = f"{name} is empty (len 0)"
+        raise ValueError(msg)
+    return dataset
+
+
+def count_sources(batch: Mapping[str, Any], key: str = "source") -> dict[str, int]:
+    """Count the samples of a collated batch by provenance.
+
+    Example:
+        >>> count_sources({"source": ["real", "synthetic", "real"]})
+        {'real': 2, 'synthetic': 1}
+    """
+    counts: dict[str, int] = {}
+    for value in batch.get(key, ()):
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))

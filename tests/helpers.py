@@ -1,0 +1,98 @@
+"""Tiny datasets, modules and DataModules shared by the tests."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from lightning.pytorch import LightningDataModule, LightningModule
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+class IdDataset(Dataset):
+    """In-memory dict samples whose ``id`` says which sample they are."""
+
+    def __init__(self, length: int, first_id: int = 0, size: int = 8, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.samples = []
+        for index in range(length):
+            image = torch.rand(1, size, size, generator=generator)
+            self.samples.append(
+                {"image": image, "mask": (image[0] > 0.5).long(), "id": first_id + index}
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.samples[index]
+
+
+class TinySegmenter(LightningModule):
+    """A two-layer segmenter that records which samples it trained on."""
+
+    def __init__(self, lr: float = 0.05, channels: int = 4, step_gamma: float = 0.5) -> None:
+        super().__init__()
+        self.lr, self.step_gamma = lr, step_gamma
+        self.backbone = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()
+        )
+        self.head = nn.Conv2d(channels, 2, 1)
+        self.seen: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        self.optimizer_ids: dict[int, int] = {}
+        self.epoch_lrs: dict[int, float] = {}
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(image))
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = F.cross_entropy(self(batch["image"]), batch["mask"])
+        self.seen[self.current_epoch].extend(
+            zip(batch["source"], batch["id"].tolist(), strict=False)
+        )
+        optimizer = self.trainer.optimizers[0]
+        self.optimizer_ids[self.current_epoch] = id(optimizer)
+        self.epoch_lrs[self.current_epoch] = optimizer.param_groups[0]["lr"]
+        self.log("train/loss", loss, batch_size=len(batch["image"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss = F.cross_entropy(self(batch["image"]), batch["mask"])
+        self.log("val/loss", loss, batch_size=len(batch["image"]))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=self.step_gamma)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class ScriptedScore(TinySegmenter):
+    """Logs ``val/score`` from a script, one value per epoch, to drive plateau switching."""
+
+    def __init__(self, script: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.script = script
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        epoch = min(self.current_epoch, len(self.script) - 1)
+        self.log("val/score", self.script[epoch], batch_size=len(batch["image"]))
+
+
+class PlainDataModule(LightningDataModule):
+    """A user's DataModule without the phase protocol."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = IdDataset(8)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.data, batch_size=4)
+
+
+def source_sets(seen: dict[int, list[tuple[str, int]]]) -> dict[int, set[str]]:
+    """Epoch -> the set of sources trained on in that epoch."""
+    return {epoch: {source for source, _ in pairs} for epoch, pairs in sorted(seen.items())}
