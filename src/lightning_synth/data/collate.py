@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import torch
 from torch.utils.data import default_collate
+
+from lightning_synth.data.sources import SampleList
 
 #: Keys kept as per-sample lists by :func:`collate_samples`.
 LIST_KEYS: frozenset[str] = frozenset(
@@ -25,7 +26,9 @@ def collate_samples(
 
     Works for segmentation (``image`` and ``mask`` are stacked) and detection (``boxes`` and
     ``labels`` stay lists of tensors, as torchvision's detection models expect them).
-    Every other key goes through :func:`torch.utils.data.default_collate`.
+    Every other key goes through :func:`torch.utils.data.default_collate`. A
+    :class:`~lightning_synth.data.sources.SampleList` adds its provenance as ``source`` and
+    ``pool`` lists.
 
     Args:
         samples: Samples, all with the same keys.
@@ -45,28 +48,44 @@ def collate_samples(
     if not samples:
         msg = "samples must hold at least one sample, got an empty batch"
         raise ValueError(msg)
-    keys = list(samples[0].keys())
-    for position, sample in enumerate(samples[1:], start=1):
-        if sample.keys() != samples[0].keys():
-            msg = (
-                f"sample {position} of the batch has keys {sorted(sample.keys())}, "
-                f"but sample 0 has {sorted(keys)}"
-            )
-            raise ValueError(msg)
+    first = samples[0]
+    # Cheap per-sample checks (the collate runs for every batch): a sample with other keys
+    # either has another number of keys or lacks one of the first sample's (KeyError below).
+    if any(len(sample) != len(first) for sample in samples):
+        _raise_key_mismatch(samples)
     batch: dict[str, Any] = {}
-    for key in keys:
-        values = [sample[key] for sample in samples]
+    for key in first:
+        try:
+            values = [sample[key] for sample in samples]
+        except KeyError:
+            _raise_key_mismatch(samples)
         if key in list_keys:
             batch[key] = values
             continue
-        if isinstance(values[0], torch.Tensor):
-            shapes = {tuple(value.shape) for value in values}
-            if len(shapes) > 1:
-                msg = (
-                    f"cannot stack {key!r}: samples have shapes {sorted(shapes)}; resize them to "
-                    "one size, or add the key to list_keys"
-                )
-                raise ValueError(msg)
-        # default_collate stacks straight into shared memory inside workers (no extra copy).
-        batch[key] = default_collate(values)
+        try:
+            # default_collate stacks straight into shared memory inside workers (no extra copy).
+            batch[key] = default_collate(values)
+        except RuntimeError as error:
+            shapes = sorted({tuple(value.shape) for value in values if hasattr(value, "shape")})
+            if len(shapes) < 2:
+                raise
+            msg = (
+                f"cannot stack {key!r}: samples have shapes {shapes}; resize them to one size, "
+                "or add the key to list_keys"
+            )
+            raise ValueError(msg) from error
+    if isinstance(samples, SampleList):
+        batch["source"] = samples.sources
+        batch["pool"] = samples.pools
     return batch
+
+
+def _raise_key_mismatch(samples: Sequence[Mapping[str, Any]]) -> None:
+    reference = sorted(samples[0].keys())
+    for position, sample in enumerate(samples):
+        if sorted(sample.keys()) != reference:
+            msg = (
+                f"sample {position} of the batch has keys {sorted(sample.keys())}, "
+                f"but sample 0 has {reference}"
+            )
+            raise ValueError(msg)

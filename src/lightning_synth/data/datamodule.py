@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -303,7 +304,7 @@ class SynthRealDataModule(LightningDataModule):
             raise ValueError(msg)
         synthetic, real = self._phase_pool_names(phase)
         pools = [self.pools[name] for name in (*synthetic, *real)]
-        dataset = PooledDataset(pools)
+        dataset = PooledDataset(pools, batch_provenance=_collates_provenance(self.collate_fn))
         world, rank = self._distributed()
         ratio_mixing = bool(synthetic) and bool(real) and self.mixing == "ratio"
         sizes = (
@@ -383,6 +384,13 @@ class SynthRealDataModule(LightningDataModule):
 
 #: Name given to an evaluation set passed as a single dataset (not a mapping).
 _SINGLE = "_single"
+
+
+def _collates_provenance(collate_fn: Callable[..., Any]) -> bool:
+    """Whether ``collate_fn`` is :func:`collate_samples` (or a partial of it)."""
+    while isinstance(collate_fn, functools.partial):
+        collate_fn = collate_fn.func
+    return collate_fn is collate_samples
 
 
 def _named(value: Pools | None, default: str) -> dict[str, DatasetLike]:
