@@ -38,6 +38,7 @@ def collate_samples(
         The batch as a dict.
 
     Example:
+        >>> import torch
         >>> batch = collate_samples([
         ...     {"image": torch.zeros(3, 4, 4), "boxes": torch.zeros(2, 4), "source": "real"},
         ...     {"image": torch.ones(3, 4, 4), "boxes": torch.zeros(0, 4), "source": "synthetic"},
