@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/bridged_toy.py
+	$(BIN)/python examples/bridged_transfer_toy.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

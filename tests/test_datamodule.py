@@ -166,3 +166,15 @@ def test_missing_or_empty_pools_are_rejected_where_they_enter() -> None:
         dm.setup("fit")
     with pytest.raises(ValueError, match="may not be named 'real'"):
         SynthRealDataModule({"real": IdDataset(4)}, IdDataset(4))
+
+
+def test_toy_dataset_is_deterministic_and_checks_its_arguments() -> None:
+    data = ToyDisksDataset(3, size=16, style="recorded", seed=4)
+    assert data[1]["image"].equal(ToyDisksDataset(3, size=16, style="recorded", seed=4)[1]["image"])
+    assert not data[1]["image"].equal(
+        ToyDisksDataset(3, size=16, style="clean", seed=4)[1]["image"]
+    )
+    with pytest.raises(ValueError, match="style must be one of"):
+        ToyDisksDataset(3, style="photo")  # type: ignore[arg-type]
+    with pytest.raises(IndexError, match=r"index must be in \[0, 3\), got 3"):
+        data[3]

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lightning_synth.data.sources import stable_seed
-from lightning_synth.generators.toy import ToyStyle, render_disks
+from lightning_synth.generators.toy import TOY_STYLES, ToyStyle, render_disks
 
 
 class ToyDisksDataset(Dataset[dict[str, Any]]):
@@ -40,8 +40,10 @@ class ToyDisksDataset(Dataset[dict[str, Any]]):
         if size < 8:
             msg = f"size must be >= 8 pixels, got {size}"
             raise ValueError(msg)
+        if style not in TOY_STYLES:
+            msg = f"style must be one of {TOY_STYLES}, got {style!r}"
+            raise ValueError(msg)
         self.length, self.size, self.style, self.seed = length, size, style, seed
-        render_disks(8, torch.Generator(), style)  # validates style where it enters
 
     def __len__(self) -> int:
         return self.length

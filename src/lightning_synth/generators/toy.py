@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 ToyStyle = Literal["clean", "recorded"]
+TOY_STYLES: tuple[str, ...] = ("clean", "recorded")
 
 
 def render_disks(
@@ -40,7 +41,7 @@ def render_disks(
         >>> image.shape, mask.shape, mask.dtype, int(mask.max())
         (torch.Size([1, 32, 32]), torch.Size([32, 32]), torch.int64, 1)
     """
-    if style not in ("clean", "recorded"):
+    if style not in TOY_STYLES:
         msg = f"style must be 'clean' or 'recorded', got {style!r}"
         raise ValueError(msg)
 
