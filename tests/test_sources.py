@@ -5,7 +5,14 @@ import itertools
 import pytest
 import torch
 
-from lightning_synth.data import Pool, PooledDataset, count_sources, nested_subset, subset_size
+from lightning_synth.data import (
+    Pool,
+    PooledDataset,
+    collate_samples,
+    count_sources,
+    nested_subset,
+    subset_size,
+)
 from lightning_synth.data.sources import check_fraction, resolve_dataset, stable_seed
 
 
@@ -81,3 +88,29 @@ def test_empty_pool_and_empty_dataset_are_rejected() -> None:
 def test_count_sources() -> None:
     assert count_sources({"source": ["real", "real", "synthetic"]}) == {"real": 2, "synthetic": 1}
     assert count_sources({"image": 0}) == {}
+
+
+@pytest.mark.parametrize(
+    "pools",
+    [
+        [("synthetic", "synthetic", 5)],
+        [("synthetic", "synthetic", 5), ("real", "real", 4)],
+        [("random", "synthetic", 5), ("site_a", "real", 4)],
+        [("random", "synthetic", 5), ("realistic", "synthetic", 3), ("real", "real", 4)],
+    ],
+)
+@pytest.mark.parametrize("batch_provenance", [True, False])
+def test_batched_fetch_collates_like_single_fetches(pools: list, batch_provenance: bool) -> None:
+    start, built = 0, []
+    for name, kind, n in pools:
+        built.append(_pool(name, kind, n, start=start))
+        start += 100
+    pooled = PooledDataset(built, batch_provenance=batch_provenance)
+    indices = [len(pooled) - 1, 0, 3, *range(len(pooled) - 1)]
+    batched = collate_samples(pooled.__getitems__(indices))
+    single = collate_samples([pooled[i] for i in indices])
+    assert batched["id"].tolist() == single["id"].tolist()
+    assert batched["source"] == single["source"] and batched["pool"] == single["pool"]
+    assert batched["pool"] is not batched["source"]
+    with pytest.raises(IndexError, match=r"index must be in \[0, \d+\), got -1"):
+        pooled.__getitems__([0, -1])

@@ -77,7 +77,7 @@ def collate_samples(
             raise ValueError(msg) from error
     if isinstance(samples, SampleList):
         batch["source"] = samples.sources
-        batch["pool"] = samples.pools
+        batch["pool"] = list(samples.pools) if samples.pools is samples.sources else samples.pools
     return batch
 
 

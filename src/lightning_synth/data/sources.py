@@ -205,6 +205,8 @@ class PooledDataset(Dataset[dict[str, Any]]):
                 fetch0(table0[i]) if i < end0 else fetch1(table1[i - start1]) for i in indices
             ]
             sources: list[str] = [kind0 if i < end0 else kind1 for i in indices]
+            if (name0, name1) == (kind0, kind1):  # pools named after their kinds: share the list
+                return samples, sources, sources
             names = [name0 if i < end0 else name1 for i in indices]
             return samples, sources, names
         samples, sources, names = [], [], []
