@@ -4,7 +4,9 @@ Every loader reads the same in-memory dict samples (image 3xSxS float32, mask Sx
 with batch size 64. ``plain`` is ``DataLoader(shuffle=True)`` with ``default_collate`` over
 all samples; ``mixed-ratio`` and ``mixed-concat`` are ``SynthRealDataModule.train_dataloader()``
 with half of the samples as the synthetic pool and half as the real pool (the same number of
-samples per epoch as ``plain``), which add provenance to every sample.
+samples per epoch as ``plain``), which add provenance to every sample. ``ConcatDataset`` is
+what one would write for the union without this project: ``DataLoader(ConcatDataset(...),
+shuffle=True)``, for reference.
 
 The machine's speed drifts by several percent between seconds, more than the effect measured,
 so the benchmark runs paired trials: one epoch of ``plain`` and one of a mixing loader back to
@@ -23,7 +25,7 @@ import time
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from lightning_synth.data import SynthRealDataModule
 
@@ -80,6 +82,14 @@ def build_loaders(samples: list[dict[str, Any]], batch_size: int, workers: int) 
         )
     }
     half = len(samples) // 2
+    # What a user would write for the union of two datasets without this project.
+    loaders["ConcatDataset"] = DataLoader(
+        ConcatDataset([InMemory(samples[:half]), InMemory(samples[half:])]),
+        shuffle=True,
+        collate_fn=default_collate,
+        persistent_workers=persistent,
+        **common,
+    )
     for mixing in ("ratio", "concat"):
         datamodule = SynthRealDataModule(
             InMemory(samples[:half]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -81,6 +81,10 @@ class BridgedTransfer(Callback):
     **Resuming.** All mutable state is in :meth:`state_dict`. A run stopped after a switch
     resumes in the phase it was in, with the rebuilt optimizer's state; one stopped before
     still switches at the configured epoch or plateau.
+
+    A ``ReduceLROnPlateau`` scheduler built at a switch is stepped once, at the end of that
+    epoch, with the ending phase's metric (Lightning steps plateau schedulers after
+    ``on_train_epoch_end``); other schedulers start the new phase at their first step.
 
     **Other callbacks.** ``EarlyStopping`` and ``ModelCheckpoint`` keep their best scores
     across the switch. Monitor a real-data metric with them, give ``EarlyStopping`` a
@@ -196,8 +200,7 @@ class BridgedTransfer(Callback):
                 + ". Add them, or use lightning_synth.data.SynthRealDataModule(strategy='bridged')"
             )
             raise TypeError(msg)
-        assert isinstance(datamodule, SupportsPhases)
-        self._phases = tuple(datamodule.phases)
+        self._phases = tuple(cast(SupportsPhases, datamodule).phases)
         if len(self._phases) < 2:
             msg = (
                 f"BridgedTransfer needs a DataModule with at least two phases, got "
@@ -404,6 +407,11 @@ class BridgedTransfer(Callback):
             actions.append(
                 f"restored the best {old!r} weights (epoch {self.best_epoch}, "
                 f"{self.monitor}={self.best_score:.6g})"
+            )
+        elif self.restore_best:
+            rank_zero_warn(
+                f"BridgedTransfer: restore_best is set, but {self.monitor} was never evaluated "
+                f"in phase {old!r}; fine-tuning starts from the last weights"
             )
         _datamodule(trainer).set_phase(new)
         request_train_dataloader_reload(trainer)
