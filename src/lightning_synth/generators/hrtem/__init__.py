@@ -17,22 +17,40 @@ from lightning_synth.generators.hrtem.optics import (
 )
 from lightning_synth.generators.hrtem.parametrizations import element_symbol, scattering_factor
 from lightning_synth.generators.hrtem.potentials import projected_potential_slices, slice_count
+from lightning_synth.generators.hrtem.simulator import (
+    FIDELITY_TIERS,
+    HRTEMSimulator,
+    SimulationConfig,
+)
+from lightning_synth.generators.hrtem.structures import (
+    amorphous_carbon,
+    fcc_particle,
+    orient,
+    wurtzite_particle,
+)
 
 __all__ = [
+    "FIDELITY_TIERS",
+    "HRTEMSimulator",
     "Optics",
+    "SimulationConfig",
     "aberration_function",
+    "amorphous_carbon",
     "antialias_aperture",
     "contrast_transfer",
     "element_symbol",
+    "fcc_particle",
     "fresnel_propagator",
     "image_intensity",
     "image_wave",
     "interaction_constant",
     "multislice",
+    "orient",
     "projected_potential_slices",
     "relativistic_wavelength",
     "scattering_factor",
     "slice_count",
     "spatial_frequencies",
     "transmission_functions",
+    "wurtzite_particle",
 ]

@@ -1,0 +1,517 @@
+"""HRTEM micrographs of nanoparticles on amorphous carbon, with masks, at a chosen fidelity.
+
+One call makes one sample from a seed: a specimen (fcc or user particles on a carbon film),
+optics drawn from ranges, a multislice simulation on the simulation grid, then the detector.
+The physics lives in the sibling modules; this module decides what goes into a field.
+
+**Fidelity tiers** (cumulative): ``basic`` (static atoms, defocus only, coherent, ideal
+detector) -> ``thermal`` (+ frozen phonons) -> ``aberrations`` (+ residual aberrations and
+partial coherence) -> ``plasmon`` (+ plasmon-loss background) -> ``full`` (+ detector MTF).
+Each ingredient can also be switched on its own (``thermal``, ``aberrations``, ``plasmon``,
+``mtf``); dose noise is a separate knob (``dose=None`` is noiseless) because the study found it
+acts as a regulariser of its own.
+
+**Approximations, stated.** The carbon film is amorphous: its thermal motion only re-draws
+an amorphous arrangement, so it gets a Debye-Waller-smeared static potential, while the
+particle gets frozen phonons. Plasmon losses are modelled as an incoherent background: a
+fraction ``1 - exp(-t / mean_free_path)`` of the electrons (``t`` the mean projected thickness)
+forms an image with the chromatic defocus spread of the loss and a Gaussian blur from the
+momentum transfer; the rest forms the elastic image.
+
+**Masks.** From the particle atoms alone (static positions): pixels where the particle's
+projected potential, smoothed to about the images' resolution (``mask_smoothing``, 1 A),
+shifts the phase by more than ``mask_phase_threshold`` (pi/12, the study's rule), with holes
+filled; computed on the simulation grid and binned to detector pixels (a pixel is in the
+mask when at least half of it is). Without the smoothing, the threshold keeps the atom
+columns and drops the gaps between them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from ase import Atoms
+from scipy import ndimage
+
+from lightning_synth.generators.hrtem.ctf import Optics, image_intensity
+from lightning_synth.generators.hrtem.detector import (
+    apply_mtf,
+    bin_pixels,
+    dose_noise,
+    gaussian_blur,
+    median_filter,
+)
+from lightning_synth.generators.hrtem.multislice import multislice
+from lightning_synth.generators.hrtem.optics import interaction_constant
+from lightning_synth.generators.hrtem.potentials import projected_potential_slices, slice_count
+from lightning_synth.generators.hrtem.structures import amorphous_carbon, fcc_particle, orient
+
+FidelityTier = Literal["basic", "thermal", "aberrations", "plasmon", "full"]
+FIDELITY_TIERS: tuple[str, ...] = ("basic", "thermal", "aberrations", "plasmon", "full")
+ThermalModel = Literal["static", "debye_waller", "frozen_phonon"]
+Range = tuple[float, float]
+
+#: Room-temperature rms displacement per direction [A] (from Debye-Waller factors B = 8 pi^2 u^2).
+DEFAULT_RMS_DISPLACEMENT: dict[str, float] = {
+    "Au": 0.0886,
+    "Ag": 0.0930,
+    "Pt": 0.0720,
+    "Pd": 0.0800,
+    "Cu": 0.0850,
+    "Cd": 0.1150,
+    "Se": 0.1000,
+    "C": 0.0800,
+}
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything a simulated sample depends on besides its seed; ranges are sampled uniformly.
+
+    Args:
+        detector_pixels: Image side in detector pixels.
+        detector_pixel_size: Detector pixel [A] (0.2 in the study).
+        sampling: Simulation sampling [A]; ``detector_pixel_size`` must be a whole multiple
+            (0.1 for speed, 0.05 for fidelity).
+        slice_thickness: Multislice slice thickness [A].
+        energy: Electron energy [eV].
+        element: fcc metal of the particles.
+        lattice_constant: Its lattice constant [A]; ASE's reference by default.
+        particle_diameter: Particle diameter range [A].
+        particles: Range (inclusive) of the number of particles per field.
+        shapes: Particle shapes to draw from (``"sphere"``, ``"wulff"``).
+        max_planar_defects: Up to this many twins or stacking faults per particle.
+        zone_axis_share: Share of particles turned onto a low-index zone axis.
+        carbon_thickness: Amorphous carbon film thickness range [A].
+        carbon_density: Carbon number density [atoms / A^3].
+        fidelity: Fidelity tier (see the module docs).
+        thermal: Thermal model; by default ``frozen_phonon`` from the ``thermal`` tier on,
+            else ``static``.
+        aberrations: Residual aberrations and partial coherence; by default from the tier.
+        plasmon: Plasmon background; by default from the tier.
+        mtf: Detector MTF; by default from the tier.
+        frozen_phonons: Number of frozen-phonon configurations.
+        rms_displacement: rms thermal displacement per element [A].
+        defocus: Defocus range [A] (-50..+50 nm in the study).
+        cs: Spherical aberration range [A].
+        astigmatism: Two-fold astigmatism magnitude range [A].
+        coma: Axial coma magnitude range [A].
+        three_fold_astigmatism: Three-fold astigmatism magnitude range [A].
+        focal_spread: Defocus-spread (standard deviation) range [A].
+        illumination_spread: Illumination-angle spread (standard deviation) range [mrad].
+        aperture: Objective aperture semi-angle [mrad], or None.
+        plasmon_mean_free_path: Mean free path for plasmon excitation [A].
+        plasmon_defocus_spread: Chromatic defocus spread of plasmon-loss electrons [A].
+        plasmon_blur: Blur of the plasmon image [A].
+        mtf_half_frequency: Range of the MTF's half-contrast frequency [cycles / pixel].
+        dose: Electron dose range [e / A^2] for Poisson noise; None for noiseless images.
+        median_filter: Apply a 3 x 3 median filter after the noise.
+        mask_phase_threshold: Phase shift [rad] above which a pixel belongs to a particle.
+        mask_smoothing: Standard deviation [A] of the Gaussian that smooths the particle's
+            projected phase before the threshold (about the images' resolution); 0 applies the
+            threshold to the raw phase, which leaves gaps between atom columns.
+    """
+
+    detector_pixels: int = 256
+    detector_pixel_size: float = 0.2
+    sampling: float = 0.1
+    slice_thickness: float = 2.0
+    energy: float = 300e3
+    element: str = "Au"
+    lattice_constant: float | None = None
+    particle_diameter: Range = (20.0, 40.0)
+    particles: tuple[int, int] = (1, 1)
+    shapes: tuple[str, ...] = ("sphere", "wulff")
+    max_planar_defects: int = 3
+    zone_axis_share: float = 0.5
+    carbon_thickness: Range = (20.0, 80.0)
+    carbon_density: float = 0.110
+    fidelity: FidelityTier = "full"
+    thermal: ThermalModel | None = None
+    aberrations: bool | None = None
+    plasmon: bool | None = None
+    mtf: bool | None = None
+    frozen_phonons: int = 8
+    rms_displacement: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_RMS_DISPLACEMENT)
+    )
+    defocus: Range = (-500.0, 500.0)
+    cs: Range = (-2.0e5, 2.0e5)
+    astigmatism: Range = (0.0, 50.0)
+    coma: Range = (0.0, 500.0)
+    three_fold_astigmatism: Range = (0.0, 500.0)
+    focal_spread: Range = (20.0, 40.0)
+    illumination_spread: Range = (0.05, 0.2)
+    aperture: float | None = None
+    plasmon_mean_free_path: float = 1500.0
+    plasmon_defocus_spread: float = 750.0
+    plasmon_blur: float = 1.0
+    mtf_half_frequency: Range = (0.25, 0.5)
+    dose: Range | None = (100.0, 1200.0)
+    median_filter: bool = False
+    mask_phase_threshold: float = math.pi / 12
+    mask_smoothing: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.fidelity not in FIDELITY_TIERS:
+            msg = f"fidelity must be one of {FIDELITY_TIERS}, got {self.fidelity!r}"
+            raise ValueError(msg)
+        ratio = self.detector_pixel_size / self.sampling
+        if self.sampling <= 0 or abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+            msg = (
+                f"detector_pixel_size ({self.detector_pixel_size}) must be a whole multiple of "
+                f"sampling ({self.sampling})"
+            )
+            raise ValueError(msg)
+        if self.detector_pixels < 8:
+            msg = f"detector_pixels must be >= 8, got {self.detector_pixels}"
+            raise ValueError(msg)
+        if self.frozen_phonons < 1:
+            msg = f"frozen_phonons must be >= 1, got {self.frozen_phonons}"
+            raise ValueError(msg)
+        if not 1 <= self.particles[0] <= self.particles[1]:
+            msg = (
+                f"particles must be a range (low, high) with 1 <= low <= high, got {self.particles}"
+            )
+            raise ValueError(msg)
+        if not set(self.shapes) <= {"sphere", "wulff"} or not self.shapes:
+            msg = f"shapes must be drawn from ('sphere', 'wulff'), got {self.shapes}"
+            raise ValueError(msg)
+        for item in fields(self):
+            value = getattr(self, item.name)
+            is_range = isinstance(value, tuple) and len(value) == 2
+            if is_range and all(isinstance(v, float | int) for v in value):
+                low, high = value
+                if low > high or not (math.isfinite(low) and math.isfinite(high)):
+                    msg = f"{item.name} must be a range (low, high) with low <= high, got {value}"
+                    raise ValueError(msg)
+        if self.particle_diameter[0] <= 0 or self.carbon_thickness[0] < 0:
+            msg = "particle_diameter must be positive and carbon_thickness >= 0"
+            raise ValueError(msg)
+        if self.particle_diameter[1] > self.extent:
+            msg = (
+                f"particle_diameter up to {self.particle_diameter[1]} A does not fit the field "
+                f"of {self.extent:.1f} A; raise detector_pixels or detector_pixel_size"
+            )
+            raise ValueError(msg)
+
+    @property
+    def extent(self) -> float:
+        """Field of view [A]."""
+        return self.detector_pixels * self.detector_pixel_size
+
+    @property
+    def gpts(self) -> int:
+        """Simulation grid points per side."""
+        return round(self.extent / self.sampling)
+
+    @property
+    def binning(self) -> int:
+        """Simulation pixels per detector pixel, per side."""
+        return round(self.detector_pixel_size / self.sampling)
+
+    def _tier_at_least(self, tier: str) -> bool:
+        return FIDELITY_TIERS.index(self.fidelity) >= FIDELITY_TIERS.index(tier)
+
+    @property
+    def thermal_model(self) -> ThermalModel:
+        """The thermal model in effect."""
+        if self.thermal is not None:
+            return self.thermal
+        return "frozen_phonon" if self._tier_at_least("thermal") else "static"
+
+    @property
+    def uses_aberrations(self) -> bool:
+        """Whether residual aberrations and partial coherence are in effect."""
+        return (
+            self.aberrations if self.aberrations is not None else self._tier_at_least("aberrations")
+        )
+
+    @property
+    def uses_plasmon(self) -> bool:
+        """Whether the plasmon background is in effect."""
+        return self.plasmon if self.plasmon is not None else self._tier_at_least("plasmon")
+
+    @property
+    def uses_mtf(self) -> bool:
+        """Whether the detector MTF is in effect."""
+        return self.mtf if self.mtf is not None else self._tier_at_least("full")
+
+    def with_fidelity(self, fidelity: FidelityTier) -> SimulationConfig:
+        """A copy at another tier, with the per-ingredient overrides cleared."""
+        return replace(
+            self, fidelity=fidelity, thermal=None, aberrations=None, plasmon=None, mtf=None
+        )
+
+
+def _uniform(rng: np.random.Generator, bounds: Range) -> float:
+    return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
+
+
+class HRTEMSimulator:
+    """Simulates HRTEM samples (image, mask, metadata) from seeds.
+
+    The same ``(config, seed)`` gives the same sample on any worker or rank (and on CPU and
+    GPU up to floating-point rounding).
+
+    Args:
+        config: What to simulate.
+        device: Torch device for the potentials, multislice and optics; CUDA when available
+            by default.
+
+    Example:
+        >>> config = SimulationConfig(detector_pixels=80, particle_diameter=(12.0, 12.0),
+        ...                           carbon_thickness=(6.0, 6.0), frozen_phonons=2)
+        >>> sample = HRTEMSimulator(config, device="cpu").simulate(seed=3)
+        >>> sample["image"].shape, sample["mask"].shape, int(sample["mask"].sum()) > 0
+        (torch.Size([1, 80, 80]), torch.Size([80, 80]), True)
+    """
+
+    def __init__(
+        self, config: SimulationConfig | None = None, device: str | torch.device | None = None
+    ) -> None:
+        self.config = config or SimulationConfig()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    # ------------------------------------------------------------------ drawing
+    def draw_optics(self, rng: np.random.Generator) -> Optics:
+        """Optics for one image, drawn from the config's ranges (tier-dependent)."""
+        c = self.config
+        defocus = _uniform(rng, c.defocus)
+        if not c.uses_aberrations:
+            return Optics(energy=c.energy, defocus=defocus, aperture=c.aperture)
+        return Optics(
+            energy=c.energy,
+            defocus=defocus,
+            cs=_uniform(rng, c.cs),
+            astigmatism=_uniform(rng, c.astigmatism),
+            astigmatism_angle=float(rng.uniform(0, math.pi)),
+            coma=_uniform(rng, c.coma),
+            coma_angle=float(rng.uniform(0, 2 * math.pi)),
+            three_fold_astigmatism=_uniform(rng, c.three_fold_astigmatism),
+            three_fold_angle=float(rng.uniform(0, 2 * math.pi / 3)),
+            aperture=c.aperture,
+            focal_spread=_uniform(rng, c.focal_spread),
+            illumination_spread=_uniform(rng, c.illumination_spread),
+        )
+
+    def draw_specimen(
+        self, rng: np.random.Generator
+    ) -> tuple[list[Atoms], Atoms, list[dict[str, Any]]]:
+        """Particles (placed in the field, on top of the film) and the carbon film."""
+        c = self.config
+        extent = c.extent
+        thickness = _uniform(rng, c.carbon_thickness)
+        carbon = (
+            amorphous_carbon((extent, extent), thickness, rng, density=c.carbon_density)
+            if thickness > 0
+            else Atoms(cell=[extent, extent, 0.0])
+        )
+        count = int(rng.integers(c.particles[0], c.particles[1] + 1))
+        particles, records = [], []
+        centres: list[tuple[np.ndarray, float]] = []
+        for _ in range(count):
+            diameter = _uniform(rng, c.particle_diameter)
+            radius = diameter / 2
+            defects = int(rng.integers(0, c.max_planar_defects + 1))
+            twins = int(rng.integers(0, defects + 1))
+            shape = str(rng.choice(list(c.shapes)))
+            particle = fcc_particle(
+                radius,
+                c.element,
+                c.lattice_constant,
+                shape=shape,  # type: ignore[arg-type]
+                twins=twins,
+                stacking_faults=defects - twins,
+                rng=rng,
+            )
+            particle, orientation = orient(particle, rng, zone_axis_share=c.zone_axis_share)
+            # Inside the field and apart from the others, when there is room.
+            centre = np.full(2, extent / 2)
+            for _attempt in range(50):
+                low, high = min(radius, extent / 2), max(extent - radius, extent / 2)
+                candidate = rng.uniform(low, high, size=2)
+                if all(np.linalg.norm(candidate - other) > radius + r for other, r in centres):
+                    centre = candidate
+                    break
+            centres.append((centre, radius))
+            particle.positions += [centre[0], centre[1], thickness + radius + 1.0]
+            particles.append(particle)
+            records.append(
+                {
+                    "diameter": diameter,
+                    "shape": shape,
+                    "twins": twins,
+                    "stacking_faults": defects - twins,
+                    "atoms": len(particle),
+                    "centre": [float(v) for v in centre],
+                    **orientation,
+                }
+            )
+        return particles, carbon, records
+
+    # ------------------------------------------------------------------ physics
+    def _potential(self, atoms: Atoms, num_slices: int, smear: bool) -> torch.Tensor:
+        c = self.config
+        rms = None
+        if smear:
+            rms = {
+                int(number): c.rms_displacement.get(symbol, 0.0)
+                for number, symbol in zip(atoms.numbers, atoms.get_chemical_symbols(), strict=True)
+            }
+        return projected_potential_slices(
+            torch.as_tensor(atoms.positions, device=self.device),
+            torch.as_tensor(atoms.numbers, device=self.device),
+            (c.extent, c.extent),
+            (c.gpts, c.gpts),
+            c.slice_thickness,
+            num_slices=num_slices,
+            rms_displacements=rms,
+        )
+
+    def _displaced(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
+        rms = np.array(
+            [self.config.rms_displacement.get(s, 0.0) for s in atoms.get_chemical_symbols()]
+        )
+        moved = atoms.copy()
+        moved.positions = atoms.positions + rng.normal(size=atoms.positions.shape) * rms[:, None]
+        moved.positions[:, 2] = np.clip(moved.positions[:, 2], 0.0, None)
+        return moved
+
+    def mask_from_particles(self, particles: list[Atoms]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Semantic mask (H, W) int64 and instance masks (N, H, W) bool at detector pixels."""
+        c = self.config
+        sigma = interaction_constant(c.energy)
+        instances = []
+        for particle in particles:
+            flat = particle.copy()
+            flat.positions[:, 2] = 0.0  # one slice: the whole projection
+            phase = sigma * self._potential(flat, 1, smear=False)[0]
+            phase = gaussian_blur(phase, c.mask_smoothing / c.sampling)
+            inside = torch.from_numpy(
+                ndimage.binary_fill_holes((phase > c.mask_phase_threshold).cpu().numpy())
+            ).to(device=phase.device, dtype=torch.float32)
+            instances.append(bin_pixels(inside, c.binning) >= 0.5)
+        stacked = (
+            torch.stack(instances)
+            if instances
+            else torch.zeros(
+                (0, c.detector_pixels, c.detector_pixels), dtype=torch.bool, device=self.device
+            )
+        )
+        return stacked.any(dim=0).long(), stacked
+
+    def image_from_specimen(
+        self,
+        particles: list[Atoms],
+        carbon: Atoms,
+        optics: Optics,
+        rng: np.random.Generator,
+    ) -> torch.Tensor:
+        """Image intensity on the simulation grid (1 = vacuum), before the detector."""
+        c = self.config
+        everything = carbon.copy()
+        for particle in particles:
+            everything += particle
+        num_slices = slice_count(torch.as_tensor(everything.positions), c.slice_thickness) + 1
+        thermal = c.thermal_model
+        background = (
+            self._potential(carbon, num_slices, smear=thermal != "static")
+            if len(carbon)
+            else torch.zeros((num_slices, c.gpts, c.gpts), device=self.device)
+        )
+        configurations = c.frozen_phonons if thermal == "frozen_phonon" else 1
+        sampling = (c.sampling, c.sampling)
+        plasmon_optics = replace(
+            optics, focal_spread=math.hypot(optics.focal_spread, c.plasmon_defocus_spread)
+        )
+        elastic = torch.zeros((c.gpts, c.gpts), device=self.device)
+        inelastic = torch.zeros_like(elastic)
+        for _ in range(configurations):
+            potential = background
+            for particle in particles:
+                moved = self._displaced(particle, rng) if thermal == "frozen_phonon" else particle
+                potential = potential + self._potential(
+                    moved, num_slices, smear=thermal == "debye_waller"
+                )
+            exit_wave = multislice(potential, c.energy, sampling, c.slice_thickness)
+            elastic += image_intensity(exit_wave, optics, sampling) / configurations
+            if c.uses_plasmon:
+                inelastic += image_intensity(exit_wave, plasmon_optics, sampling) / configurations
+        if not c.uses_plasmon:
+            return elastic
+        volume = sum(len(p) for p in particles) * (c.lattice_constant or 4.08) ** 3 / 4
+        mean_thickness = float(carbon.cell.lengths()[2]) + volume / c.extent**2
+        share = 1.0 - math.exp(-mean_thickness / c.plasmon_mean_free_path)
+        inelastic = gaussian_blur(inelastic, c.plasmon_blur / c.sampling)
+        return (1 - share) * elastic + share * inelastic
+
+    def detect(
+        self, intensity: torch.Tensor, rng: np.random.Generator, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Bin to detector pixels, then MTF, dose noise and median filter as configured."""
+        c = self.config
+        image = bin_pixels(intensity, c.binning)
+        record: dict[str, Any] = {}
+        if c.uses_mtf:
+            record["mtf_half_frequency"] = _uniform(rng, c.mtf_half_frequency)
+            image = apply_mtf(image, record["mtf_half_frequency"])
+        if c.dose is not None:
+            record["dose"] = _uniform(rng, c.dose)
+            image = dose_noise(image.cpu(), record["dose"], c.detector_pixel_size, generator).to(
+                image.device
+            )
+        if c.median_filter:
+            image = median_filter(image)
+        return image.to(torch.float32), record
+
+    # ------------------------------------------------------------------ samples
+    def simulate(self, seed: int) -> dict[str, Any]:
+        """One sample from ``seed``.
+
+        Returns:
+            ``image`` (1, H, W) float32, ``mask`` (H, W) int64, ``instance_masks`` (N, H, W)
+            bool, and ``meta`` (seed, specimen, optics, detector settings).
+        """
+        rng = np.random.default_rng(seed)
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        particles, carbon, specimen = self.draw_specimen(rng)
+        optics = self.draw_optics(rng)
+        return self.simulate_specimen(
+            particles, carbon, optics, rng, generator, seed=seed, specimen=specimen
+        )
+
+    def simulate_specimen(
+        self,
+        particles: list[Atoms],
+        carbon: Atoms,
+        optics: Optics,
+        rng: np.random.Generator,
+        generator: torch.Generator,
+        seed: int | None = None,
+        specimen: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """A sample from a given specimen and optics (e.g. the user's own structures)."""
+        intensity = self.image_from_specimen(particles, carbon, optics, rng)
+        image, detector = self.detect(intensity, rng, generator)
+        mask, instances = self.mask_from_particles(particles)
+        meta = {
+            "seed": seed,
+            "fidelity": self.config.fidelity,
+            "thermal": self.config.thermal_model,
+            "plasmon": self.config.uses_plasmon,
+            "particles": specimen or [{"atoms": len(p)} for p in particles],
+            "carbon_thickness": float(carbon.cell.lengths()[2]) if len(carbon) else 0.0,
+            "optics": asdict(optics),
+            "detector": detector,
+        }
+        return {
+            "image": image[None].cpu(),
+            "mask": mask.cpu(),
+            "instance_masks": instances.cpu(),
+            "meta": meta,
+        }

@@ -1,0 +1,130 @@
+"""The simulator: determinism, masks on the particle, what each fidelity tier changes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_synth.generators.hrtem.simulator import HRTEMSimulator, SimulationConfig
+
+SMALL = SimulationConfig(
+    detector_pixels=64,
+    particle_diameter=(9.0, 10.0),
+    carbon_thickness=(8.0, 10.0),
+    frozen_phonons=2,
+    dose=None,
+    zone_axis_share=1.0,
+)
+
+
+def _simulate(seed: int = 0, **changes: object) -> dict:
+    config = dataclasses.replace(SMALL, **changes)  # type: ignore[arg-type]
+    return HRTEMSimulator(config, device="cpu").simulate(seed)
+
+
+def test_same_seed_same_sample_and_seeds_differ() -> None:
+    first, second, other = _simulate(4), _simulate(4), _simulate(5)
+    assert torch.equal(first["image"], second["image"])
+    assert torch.equal(first["mask"], second["mask"])
+    assert first["meta"] == second["meta"]
+    assert not torch.equal(first["image"], other["image"])
+
+
+def test_mask_covers_the_particles_and_nothing_else() -> None:
+    sample = _simulate(2, particles=(2, 2), particle_diameter=(18.0, 18.0), detector_pixels=200)
+    mask, instances = sample["mask"], sample["instance_masks"]
+    assert instances.shape == (2, 200, 200) and mask.dtype == torch.int64
+    assert torch.equal(mask.bool(), instances.any(0))
+    for record, instance in zip(sample["meta"]["particles"], instances, strict=True):
+        centre = np.array(record["centre"]) / SMALL.detector_pixel_size
+        rows, cols = np.nonzero(instance.numpy())
+        radius = record["diameter"] / 2 / SMALL.detector_pixel_size
+        assert np.hypot(rows + 0.5 - centre[0], cols + 0.5 - centre[1]).max() <= radius + 2
+        assert np.hypot(rows.mean() + 0.5 - centre[0], cols.mean() + 0.5 - centre[1]) < 5
+        # pi/12 of phase needs ~13 A of gold: the mask is the particle less a thin rim.
+        assert 0.3 * np.pi * radius**2 < instance.sum() < 1.1 * np.pi * radius**2
+
+
+def test_mask_ignores_the_carbon_film() -> None:
+    sample = _simulate(
+        1, carbon_thickness=(30.0, 30.0), particle_diameter=(18.0, 18.0), detector_pixels=128
+    )
+    # The film covers the whole field, the mask only part of the particle's disc.
+    assert 0.05 < float(sample["mask"].float().mean()) < 0.4
+
+
+def test_small_particles_stay_below_the_phase_threshold() -> None:
+    # A 1 nm gold particle shifts the phase by less than pi/12: no mask, as the rule says.
+    assert int(_simulate(0, particle_diameter=(9.0, 9.0))["mask"].sum()) == 0
+
+
+def _contrast(image: torch.Tensor) -> float:
+    return float(image.std() / image.mean())
+
+
+def _high_frequency_power(image: torch.Tensor) -> float:
+    spectrum = torch.fft.fft2(image[0] - image.mean()).abs() ** 2
+    f = torch.fft.fftfreq(image.shape[-1])
+    high = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2) > 0.3
+    return float(spectrum[high].sum() / spectrum.sum())
+
+
+def test_each_tier_adds_its_ingredient() -> None:
+    samples = {
+        tier: _simulate(7, fidelity=tier)
+        for tier in ("basic", "thermal", "aberrations", "plasmon", "full")
+    }
+    assert samples["basic"]["meta"]["thermal"] == "static"
+    assert samples["thermal"]["meta"]["thermal"] == "frozen_phonon"
+    assert not torch.equal(samples["basic"]["image"], samples["thermal"]["image"])
+    assert samples["thermal"]["meta"]["optics"]["cs"] == 0.0
+    optics = samples["aberrations"]["meta"]["optics"]
+    assert optics["cs"] != 0.0 and optics["focal_spread"] > 0 and optics["coma"] > 0
+    # The plasmon background lowers the contrast of the same field.
+    assert _contrast(samples["plasmon"]["image"]) < _contrast(samples["aberrations"]["image"])
+    # The detector MTF removes high spatial frequencies.
+    assert _high_frequency_power(samples["full"]["image"]) < 0.8 * _high_frequency_power(
+        samples["plasmon"]["image"]
+    )
+    # The specimen is the same in every tier: so is the mask.
+    for tier in ("thermal", "aberrations", "plasmon", "full"):
+        assert torch.equal(samples[tier]["mask"], samples["basic"]["mask"])
+
+
+def test_dose_noise_and_its_level() -> None:
+    noiseless = _simulate(3, fidelity="basic")
+    noisy = _simulate(3, fidelity="basic", dose=(200.0, 200.0))
+    residual = (noisy["image"] - noiseless["image"]).std()
+    # Poisson noise on 0.2 A pixels at 200 e/A^2: 8 electrons per pixel, relative noise ~ 0.35.
+    assert float(residual) == pytest.approx(1 / np.sqrt(200 * 0.04), rel=0.25)
+    assert noisy["meta"]["detector"]["dose"] == 200.0
+
+
+def test_individual_ingredients_can_be_switched() -> None:
+    config = dataclasses.replace(SMALL, fidelity="basic", plasmon=True, thermal="debye_waller")
+    assert (
+        config.uses_plasmon
+        and config.thermal_model == "debye_waller"
+        and not config.uses_aberrations
+    )
+    assert config.with_fidelity("full").uses_mtf and config.with_fidelity("full").plasmon is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"fidelity": "ultra"}, "fidelity must be one of"),
+        ({"sampling": 0.15}, "must be a whole multiple of sampling"),
+        ({"defocus": (100.0, -100.0)}, "defocus must be a range"),
+        ({"particle_diameter": (10.0, 80.0)}, "does not fit the field"),
+        ({"frozen_phonons": 0}, "frozen_phonons must be >= 1"),
+        ({"particles": (0, 2)}, "particles must be a range"),
+        ({"shapes": ("cube",)}, "shapes must be drawn from"),
+    ],
+)
+def test_bad_config(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SMALL, **changes)
