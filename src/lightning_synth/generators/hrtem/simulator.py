@@ -264,7 +264,7 @@ class HRTEMSimulator:
             by default.
 
     Example:
-        >>> config = SimulationConfig(detector_pixels=80, particle_diameter=(12.0, 12.0),
+        >>> config = SimulationConfig(detector_pixels=80, particle_diameter=(16.0, 16.0),
         ...                           carbon_thickness=(6.0, 6.0), frozen_phonons=2)
         >>> sample = HRTEMSimulator(config, device="cpu").simulate(seed=3)
         >>> sample["image"].shape, sample["mask"].shape, int(sample["mask"].sum()) > 0

@@ -1,0 +1,214 @@
+"""Real micrographs with masks: folders of TIFF/PNG/NPY files, or the study's HDF5 layout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch.utils.data import Dataset
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A 2D float32 array from a TIFF, PNG or NPY file (colour images are averaged)."""
+    try:
+        if path.suffix.lower() == ".npy":
+            array = np.load(path)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as picture:
+                array = np.asarray(picture)
+    except Exception as error:
+        msg = f"cannot read image {path}: {error}"
+        raise ValueError(msg) from error
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3].mean(axis=-1)
+    if array.ndim != 2:
+        msg = f"image {path} must be 2D (or RGB), got shape {array.shape}"
+        raise ValueError(msg)
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        msg = f"image {path} holds NaN or infinite values"
+        raise ValueError(msg)
+    return array
+
+
+def resample(image: torch.Tensor, factor: float, mask: bool = False) -> torch.Tensor:
+    """Resample a (H, W) array by ``factor`` (new pixels per old pixel, per side)."""
+    if abs(factor - 1.0) < 1e-9:
+        return image
+    size = (max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor)))
+    batch = image[None, None].float()
+    if mask:
+        return F.interpolate(batch, size=size, mode="nearest")[0, 0].to(image.dtype)
+    return F.interpolate(
+        batch, size=size, mode="bilinear", antialias=factor < 1, align_corners=False
+    )[0, 0]
+
+
+class SegmentationFolder(Dataset[dict[str, Any]]):
+    """Real images (and optional masks), resampled to ``target_pixel_size`` and tiled.
+
+    Args:
+        images: Image arrays (H, W), or paths read lazily.
+        masks: Matching masks (non-zero = particle), paths, or None.
+        pixel_size: Pixel size of the images [A].
+        target_pixel_size: Pixel size the model works at [A].
+        tile: Cut every resampled image into non-overlapping ``tile`` x ``tile`` samples
+            (the rest at the right and bottom edges is dropped); None keeps whole images.
+        names: Names for the metadata (file names).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray | Path],
+        masks: Sequence[np.ndarray | Path] | None,
+        pixel_size: float,
+        target_pixel_size: float,
+        tile: int | None = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        for name, value in (("pixel_size", pixel_size), ("target_pixel_size", target_pixel_size)):
+            if not value > 0:
+                msg = f"{name} must be positive (Angstrom per pixel), got {value!r}"
+                raise ValueError(msg)
+        if not images:
+            msg = "images must hold at least one image, got none"
+            raise ValueError(msg)
+        if masks is not None and len(masks) != len(images):
+            msg = f"got {len(images)} images but {len(masks)} masks"
+            raise ValueError(msg)
+        self.images, self.masks = list(images), None if masks is None else list(masks)
+        self.factor = pixel_size / target_pixel_size
+        self.tile = tile
+        self.names = list(names) if names is not None else [str(i) for i in range(len(images))]
+        self._tiles: list[tuple[int, int, int]] = []
+        for index in range(len(self.images)):
+            height, width = self._load(index)[0].shape
+            if tile is None:
+                self._tiles.append((index, 0, 0))
+                continue
+            if height < tile or width < tile:
+                msg = (
+                    f"image {self.names[index]} is {height}x{width} after resampling, "
+                    f"smaller than tile={tile}"
+                )
+                raise ValueError(msg)
+            for top in range(0, height - tile + 1, tile):
+                for left in range(0, width - tile + 1, tile):
+                    self._tiles.append((index, top, left))
+
+    @classmethod
+    def from_path(
+        cls,
+        images: str | Path,
+        masks: str | Path | None,
+        pixel_size: float,
+        target_pixel_size: float,
+        tile: int | None = 256,
+    ) -> SegmentationFolder:
+        """From a folder of images (masks in ``masks`` with the same stems) or an HDF5 file."""
+        path = Path(images)
+        if not path.exists():
+            msg = f"real images not found: {path}"
+            raise FileNotFoundError(msg)
+        if path.is_file():
+            return cls.from_hdf5(path, pixel_size, target_pixel_size, tile)
+        return cls.from_folder(path, masks, pixel_size, target_pixel_size, tile)
+
+    @classmethod
+    def from_folder(
+        cls,
+        images: Path,
+        masks: str | Path | None,
+        pixel_size: float,
+        target_pixel_size: float,
+        tile: int | None = 256,
+    ) -> SegmentationFolder:
+        """Images in ``images``; masks, if given, in ``masks`` under the same file stems."""
+        files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            msg = f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}"
+            raise ValueError(msg)
+        mask_files = None
+        if masks is not None:
+            by_stem = {
+                p.stem: p for p in Path(masks).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+            }
+            missing = [p.name for p in files if p.stem not in by_stem]
+            if missing:
+                more = " ..." if len(missing) > 5 else ""
+                msg = f"no mask in {masks} for the images {missing[:5]}{more}"
+                raise ValueError(msg)
+            mask_files = [by_stem[p.stem] for p in files]
+        return cls(files, mask_files, pixel_size, target_pixel_size, tile, [p.name for p in files])
+
+    @classmethod
+    def from_hdf5(
+        cls, path: Path, pixel_size: float, target_pixel_size: float, tile: int | None = 256
+    ) -> SegmentationFolder:
+        """The study's layout: ``images`` (N, H, W), ``maps`` (N, H, W) or one-hot (N, H, W, C)."""
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as file:
+                missing = [key for key in ("images", "maps") if key not in file]
+                if missing:
+                    msg = f"{path} lacks the datasets {missing} (expected 'images' and 'maps')"
+                    raise ValueError(msg)
+                images = np.asarray(file["images"], dtype=np.float32)
+                maps = np.asarray(file["maps"])
+        except OSError as error:
+            msg = f"cannot read {path} as HDF5: {error}"
+            raise ValueError(msg) from error
+        if maps.ndim == 4:  # one-hot maps: the last channel is the particle class
+            maps = maps[..., -1]
+        if images.ndim != 3 or maps.shape != images.shape:
+            msg = f"{path}: images {images.shape} and maps {maps.shape} must both be (N, H, W)"
+            raise ValueError(msg)
+        names = [f"{path.name}[{i}]" for i in range(len(images))]
+        return cls(list(images), list(maps), pixel_size, target_pixel_size, tile, names)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        source = self.images[index]
+        image = torch.from_numpy(
+            read_image(source) if isinstance(source, Path) else np.asarray(source, np.float32)
+        )
+        mask = None
+        if self.masks is not None:
+            target = self.masks[index]
+            array = read_image(target) if isinstance(target, Path) else np.asarray(target)
+            if array.shape != tuple(image.shape):
+                msg = (
+                    f"mask of {self.names[index]} is {array.shape}, its image {tuple(image.shape)}"
+                )
+                raise ValueError(msg)
+            mask = torch.from_numpy((array > 0).astype(np.int64))
+        image = resample(image, self.factor)
+        if mask is not None:
+            mask = resample(mask, self.factor, mask=True)
+        return image, mask
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        source, top, left = self._tiles[index]
+        image, mask = self._load(source)
+        if self.tile is not None:
+            window = (slice(top, top + self.tile), slice(left, left + self.tile))
+            image = image[window]
+            mask = mask[window] if mask is not None else None
+        sample: dict[str, Any] = {
+            "image": image[None].contiguous(),
+            "meta": {"file": self.names[source], "top": top, "left": left},
+        }
+        if mask is not None:
+            sample["mask"] = mask.contiguous()
+        return sample
