@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo demo-toy test lint format bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: the HRTEM segmentation recipe's CPU default (about 15 minutes on 2 cores).
 demo: $(STAMP)
+	$(BIN)/python recipes/hrtem_seg.py
+
+# A quick look at bridged transfer on toy data (about 15 seconds).
+demo-toy: $(STAMP)
 	$(BIN)/python examples/bridged_transfer_toy.py
 
 lint: $(STAMP)

@@ -64,6 +64,11 @@ def _preview(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return np.hstack([gray, (mask > 0).astype(np.uint8) * 255])
 
 
+def _one_thread() -> None:
+    """Worker initialiser: one torch thread per process, or processes fight over cores."""
+    torch.set_num_threads(1)
+
+
 class SampleCache:
     """Renders ``length`` samples of ``make_sample(index)`` into ``root``.
 
@@ -166,7 +171,7 @@ class SampleCache:
         )
         samples: Iterable[tuple[int, Mapping[str, Any]]]
         if workers > 0:
-            pool = ProcessPoolExecutor(max_workers=workers)
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_one_thread)
             samples = zip(todo, pool.map(self.make_sample, todo), strict=True)
         else:
             pool = None

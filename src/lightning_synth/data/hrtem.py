@@ -129,7 +129,9 @@ class HRTEMDataModule(SynthRealDataModule):
         val_samples: Validation samples (same domain, other seeds).
         test_samples: Held-out test samples (shifted domain, other seeds).
         cache_dir: Render the sets here first; None simulates on the fly.
-        render_workers: Processes that render the cache.
+        render_workers: Processes that render the cache (on the CPU).
+        simulation_device: Device of the simulation in the main process; CUDA when
+            available and ``render_workers == 0``, else the CPU.
         bridge_fidelity: With ``strategy="bridged"`` and no real data: pretrain on the
             ``basic`` tier, then fine-tune on ``simulation``'s tier.
         real_images: Folder of real images or an HDF5 file (``images``/``maps`` datasets).
@@ -154,6 +156,7 @@ class HRTEMDataModule(SynthRealDataModule):
         test_samples: int = 64,
         cache_dir: str | None = None,
         render_workers: int = 0,
+        simulation_device: str | None = None,
         bridge_fidelity: bool = False,
         real_images: str | None = None,
         real_masks: str | None = None,
@@ -171,6 +174,10 @@ class HRTEMDataModule(SynthRealDataModule):
         self.simulation = simulation
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.render_workers = render_workers
+        # Worker processes render on the CPU; the main process uses CUDA when there is one.
+        self.simulation_device = simulation_device or (
+            "cuda" if render_workers == 0 and torch.cuda.is_available() else "cpu"
+        )
         sets = {
             "train": (simulation, train_samples),
             "val": (simulation, val_samples),
@@ -221,7 +228,7 @@ class HRTEMDataModule(SynthRealDataModule):
             self.cache_dir / name,
             length,
             manifest={"config": dataclasses.asdict(config), "seed": seed},
-            make_sample=SimulateIndex(config, seed),
+            make_sample=SimulateIndex(config, seed, device=self.simulation_device),
         )
 
     def _source(self, name: str) -> Any:

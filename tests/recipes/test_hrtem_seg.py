@@ -1,0 +1,103 @@
+"""The HRTEM segmentation recipe end to end on CPU at tiny sizes: fit, test, predict."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+RECIPE = Path(__file__).parents[2] / "recipes" / "hrtem_seg.py"
+
+
+@pytest.fixture(scope="module")
+def recipe():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("hrtem_seg", RECIPE)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _tiny(root: Path) -> list[str]:
+    return [
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.logger.init_args.save_dir={root}",
+        "--data.train_samples=4",
+        "--data.val_samples=2",
+        "--data.test_samples=2",
+        "--data.simulation.detector_pixels=64",
+        "--data.simulation.particle_diameter=[11,12]",
+        "--data.simulation.carbon_thickness=[4,6]",
+        "--data.simulation.frozen_phonons=1",
+        f"--data.cache_dir={root / 'cache'}",
+        "--data.render_workers=0",
+        "--data.num_workers=0",
+        "--data.batch_size=2",
+        "--model.encoder=resnet18",
+    ]
+
+
+def test_default_run_fits_tests_and_reports(
+    recipe, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    recipe.main(_tiny(tmp_path))
+    run = tmp_path / "lightning_logs" / "version_0"
+    results = json.loads((run / "results.json").read_text())
+    assert {
+        "test/heldout/f1",
+        "test/heldout/iou",
+        "test/heldout/precision",
+        "test/heldout/recall",
+    } <= set(results)
+    assert all(0.0 <= results[f"test/heldout/{k}"] <= 1.0 for k in ("f1", "iou"))
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "config.yaml").is_file()
+    figure = np.asarray(Image.open(run / "predictions.png"))
+    assert figure.shape == (2 * 64, 3 * 64, 3)
+    assert "held-out simulated domain: f1" in capsys.readouterr().out
+
+
+BRIDGED = RECIPE.parent / "configs" / "hrtem_seg_bridged.yaml"
+
+
+@pytest.mark.filterwarnings("ignore:BridgedTransfer. training ended in phase")
+def test_subcommands_with_the_bridged_config_and_predict_folder(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # One epoch: the bridged config parses, builds the callback and the two fidelity pools.
+    recipe.main(["fit", "--config", str(BRIDGED), *_tiny(tmp_path)])
+    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    # The user's own images: other sizes and pixel sizes, with masks for scores.
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in (("a", 70), ("b", 45)):
+        np.save(images / f"{name}.npy", rng.random((size, size)).astype(np.float32))
+        truth = np.zeros((size, size), np.uint8)
+        truth[10:30, 10:30] = 255
+        Image.fromarray(truth).save(masks / f"{name}.png")
+    out = tmp_path / "predicted"
+    recipe.main(
+        [
+            "predict-folder",
+            "--images",
+            str(images),
+            "--pixel-size",
+            "0.25",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--masks",
+            str(masks),
+        ]
+    )
+    assert np.load(out / "a_mask.npy").shape == (70, 70)
+    assert np.load(out / "b_mask.npy").shape == (45, 45)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["images"]) == {"a.npy", "b.npy"}
+    assert 0.0 <= metrics["overall"]["f1"] <= 1.0
