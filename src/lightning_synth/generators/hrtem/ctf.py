@@ -167,16 +167,29 @@ def contrast_transfer(
 
 
 def image_wave(
-    exit_wave: torch.Tensor, optics: Optics, sampling: tuple[float, float]
+    exit_wave: torch.Tensor,
+    optics: Optics | None,
+    sampling: tuple[float, float],
+    transfer: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The exit wave after the objective lens (complex, same shape as ``exit_wave``)."""
-    gpts = (exit_wave.shape[-2], exit_wave.shape[-1])
-    transfer = contrast_transfer(optics, gpts, sampling, device=exit_wave.device)
+    """The exit wave after the objective lens (complex, same shape as ``exit_wave``).
+
+    Pass ``transfer`` (from :func:`contrast_transfer`) to reuse it across waves.
+    """
+    if transfer is None:
+        if optics is None:
+            msg = "image_wave needs optics or a precomputed transfer"
+            raise ValueError(msg)
+        gpts = (exit_wave.shape[-2], exit_wave.shape[-1])
+        transfer = contrast_transfer(optics, gpts, sampling, device=exit_wave.device)
     return torch.fft.ifft2(torch.fft.fft2(exit_wave) * transfer)
 
 
 def image_intensity(
-    exit_wave: torch.Tensor, optics: Optics, sampling: tuple[float, float]
+    exit_wave: torch.Tensor,
+    optics: Optics | None,
+    sampling: tuple[float, float],
+    transfer: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Image intensity ``|psi_image|^2`` (float32), in units of the incident intensity."""
-    return image_wave(exit_wave, optics, sampling).abs().square().to(torch.float32)
+    return image_wave(exit_wave, optics, sampling, transfer).abs().square().to(torch.float32)

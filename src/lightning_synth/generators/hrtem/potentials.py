@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 
 import torch
 
@@ -83,19 +84,19 @@ def projected_potential_slices(
     device = positions.device
     sampling = (extent[0] / gpts[0], extent[1] / gpts[1])
     kx, ky = spatial_frequencies(gpts, sampling, device=device, dtype=torch.float64)
-    q2 = kx**2 + ky**2
-    form_factors: dict[int, torch.Tensor] = {}
-    for number in torch.unique(numbers).tolist():
-        factor = scattering_factor(number, q2)
-        rms = (rms_displacements or {}).get(number, 0.0)
-        if rms:
-            factor = factor * torch.exp(-2 * math.pi**2 * rms**2 * q2)
-        form_factors[number] = factor.to(torch.complex64)
+    rms_of = rms_displacements or {}
+    form_factors = {
+        number: _form_factor(number, gpts, sampling, float(rms_of.get(number, 0.0)), str(device))
+        for number in torch.unique(numbers).tolist()
+    }
 
     slice_index = torch.floor(positions[:, 2] / slice_thickness).long()
+    occupied = torch.unique(slice_index).tolist()
     kx_row, ky_row = kx[:, 0], ky[0, :]
-    spectra = torch.zeros((num_slices, *gpts), dtype=torch.complex64, device=device)
-    for index in torch.unique(slice_index).tolist():
+    one = torch.ones(1, dtype=torch.float64, device=device)
+    # Only occupied slices get a spectrum and an inverse FFT; the others stay zero.
+    spectra = torch.zeros((len(occupied), *gpts), dtype=torch.complex64, device=device)
+    for row, index in enumerate(occupied):
         in_slice = slice_index == index
         for number, factor in form_factors.items():
             chosen = in_slice & (numbers == number)
@@ -103,16 +104,27 @@ def projected_potential_slices(
                 continue
             xy = positions[chosen, :2].to(torch.float64)
             # exp(-2 pi i q.r) = exp(-2 pi i kx x) * exp(-2 pi i ky y): one matrix product.
-            phase_x = torch.polar(
-                torch.ones(1, dtype=torch.float64, device=device), -2 * math.pi * xy[:, :1] * kx_row
-            )
-            phase_y = torch.polar(
-                torch.ones(1, dtype=torch.float64, device=device), -2 * math.pi * xy[:, 1:] * ky_row
-            )
-            structure = phase_x.to(torch.complex64).T @ phase_y.to(torch.complex64)
-            spectra[index] += factor * structure
+            phase_x = torch.polar(one, -2 * math.pi * xy[:, :1] * kx_row).to(torch.complex64)
+            phase_y = torch.polar(one, -2 * math.pi * xy[:, 1:] * ky_row).to(torch.complex64)
+            spectra[row] += factor * (phase_x.T @ phase_y)
     scale = POTENTIAL_PREFACTOR / (sampling[0] * sampling[1])
-    return (torch.fft.ifft2(spectra).real * scale).to(torch.float32)
+    slices = torch.zeros((num_slices, *gpts), dtype=torch.float32, device=device)
+    if occupied:
+        slices[occupied] = (torch.fft.ifft2(spectra).real * scale).to(torch.float32)
+    return slices
+
+
+@lru_cache(maxsize=64)
+def _form_factor(
+    number: int, gpts: tuple[int, int], sampling: tuple[float, float], rms: float, device: str
+) -> torch.Tensor:
+    """f_e(q) on the grid, Debye-Waller damped by ``rms``; cached (the same grids recur)."""
+    kx, ky = spatial_frequencies(gpts, sampling, device=device, dtype=torch.float64)
+    q2 = kx**2 + ky**2
+    factor = scattering_factor(number, q2)
+    if rms:
+        factor = factor * torch.exp(-2 * math.pi**2 * rms**2 * q2)
+    return factor.to(torch.complex64)
 
 
 def _check_atoms(

@@ -37,7 +37,7 @@ import torch
 from ase import Atoms
 from scipy import ndimage
 
-from lightning_synth.generators.hrtem.ctf import Optics, image_intensity
+from lightning_synth.generators.hrtem.ctf import Optics, contrast_transfer, image_intensity
 from lightning_synth.generators.hrtem.detector import (
     apply_mtf,
     bin_pixels,
@@ -373,13 +373,13 @@ class HRTEMSimulator:
             rms_displacements=rms,
         )
 
-    def _displaced(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
+    def _displaced(self, atoms: Atoms, rng: np.random.Generator, floor: float = 0.0) -> Atoms:
         rms = np.array(
             [self.config.rms_displacement.get(s, 0.0) for s in atoms.get_chemical_symbols()]
         )
         moved = atoms.copy()
         moved.positions = atoms.positions + rng.normal(size=atoms.positions.shape) * rms[:, None]
-        moved.positions[:, 2] = np.clip(moved.positions[:, 2], 0.0, None)
+        moved.positions[:, 2] = np.clip(moved.positions[:, 2], floor, None)
         return moved
 
     def mask_from_particles(self, particles: list[Atoms]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -429,19 +429,47 @@ class HRTEMSimulator:
         plasmon_optics = replace(
             optics, focal_spread=math.hypot(optics.focal_spread, c.plasmon_defocus_spread)
         )
+        # Slices below every particle atom hold only the static film, so the wave through them
+        # is the same for every phonon configuration: propagate it once.
+        lowest = min((float(p.positions[:, 2].min()) for p in particles), default=math.inf)
+        margin = 6 * max(c.rms_displacement.values(), default=0.0)
+        split = min(num_slices, max(0, math.floor((lowest - margin) / c.slice_thickness)))
+        incident = None
+        if split > 0:
+            incident = multislice(background[:split], c.energy, sampling, c.slice_thickness)
+        floor = split * c.slice_thickness
+        gpts = (c.gpts, c.gpts)
+        transfer = contrast_transfer(optics, gpts, sampling, device=self.device)
+        plasmon_transfer = (
+            contrast_transfer(plasmon_optics, gpts, sampling, device=self.device)
+            if c.uses_plasmon
+            else None
+        )
         elastic = torch.zeros((c.gpts, c.gpts), device=self.device)
         inelastic = torch.zeros_like(elastic)
         for _ in range(configurations):
-            potential = background
+            potential = background[split:]
             for particle in particles:
-                moved = self._displaced(particle, rng) if thermal == "frozen_phonon" else particle
-                potential = potential + self._potential(
-                    moved, num_slices, smear=thermal == "debye_waller"
+                moved = (
+                    self._displaced(particle, rng, floor)
+                    if thermal == "frozen_phonon"
+                    else particle
                 )
-            exit_wave = multislice(potential, c.energy, sampling, c.slice_thickness)
-            elastic += image_intensity(exit_wave, optics, sampling) / configurations
-            if c.uses_plasmon:
-                inelastic += image_intensity(exit_wave, plasmon_optics, sampling) / configurations
+                potential = (
+                    potential
+                    + self._potential(moved, num_slices, smear=thermal == "debye_waller")[split:]
+                )
+            exit_wave = (
+                multislice(potential, c.energy, sampling, c.slice_thickness, wave=incident)
+                if len(potential)
+                else incident
+            )
+            assert exit_wave is not None
+            elastic += image_intensity(exit_wave, None, sampling, transfer) / configurations
+            if plasmon_transfer is not None:
+                inelastic += (
+                    image_intensity(exit_wave, None, sampling, plasmon_transfer) / configurations
+                )
         if not c.uses_plasmon:
             return elastic
         volume = sum(len(p) for p in particles) * (c.lattice_constant or 4.08) ** 3 / 4
