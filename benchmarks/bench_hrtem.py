@@ -27,6 +27,7 @@ from lightning_synth.generators.hrtem import (
     HRTEMSimulator,
     Optics,
     SimulationConfig,
+    contrast_transfer,
     image_intensity,
     multislice,
     projected_potential_slices,
@@ -101,10 +102,18 @@ def breakdown(side: int, device: str) -> None:
         wave=incident,
         repeats=3,
     )
-    t_lens, intensity = timed(image_intensity, wave, optics, sampling, repeats=3)
+    gpts = (config.gpts, config.gpts)
+    t_transfer, transfer = timed(contrast_transfer, optics, gpts, sampling, repeats=3)
+    t_lens, intensity = timed(image_intensity, wave, None, sampling, transfer, repeats=3)
     t_detector, _ = timed(simulator.detect, intensity, rng, torch.Generator().manual_seed(0))
     phonons = config.frozen_phonons
-    total = t_carbon + t_film + phonons * (t_particle + t_multislice + 2 * t_lens) + t_detector
+    total = (
+        t_carbon
+        + t_film
+        + 2 * t_transfer
+        + phonons * (t_particle + t_multislice + 2 * t_lens)
+        + t_detector
+    )
     print(f"\n2. where the time goes, one full-tier {side}px image ({device}): {total:.2f} s")
     print(
         f"   grid {config.gpts}^2, {slices} slices, "
@@ -115,10 +124,12 @@ def breakdown(side: int, device: str) -> None:
         (f"multislice, film slices 0-{split - 1} (once)", t_film, 1),
         ("particle potential (per phonon)", t_particle, phonons),
         ("multislice, particle slices (per phonon)", t_multislice, phonons),
+        ("lens transfer functions (once)", 2 * t_transfer, 1),
         ("lens, elastic + plasmon (per phonon)", 2 * t_lens, phonons),
         ("detector (once)", t_detector, 1),
     ):
-        print(f"   {name:<38} {seconds * count:>7.2f} s  {100 * seconds * count / total:>5.1f}%")
+        share = 100 * seconds * count / total
+        print(f"   {name:<42} {seconds * count:>7.2f} s  {share:>5.1f}%")
 
 
 def against_abtem(phonons: int, repeats: int) -> None:
