@@ -102,7 +102,11 @@ def aberration_function(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """The aberration phase chi [rad] on the grid's FFT frequencies (float64)."""
-    alpha, phi = _angles(gpts, sampling, optics.wavelength, device)
+    return _chi(optics, *_angles(gpts, sampling, optics.wavelength, device))
+
+
+def _chi(optics: Optics, alpha: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """Chi at scattering angles ``alpha`` [rad] and azimuths ``phi``."""
     c10 = -optics.defocus
     chi = (
         0.5
@@ -149,7 +153,7 @@ def contrast_transfer(
 ) -> torch.Tensor:
     """Transfer function ``aperture * envelopes * exp(-i chi)`` (complex64, shape ``gpts``)."""
     alpha, phi = _angles(gpts, sampling, optics.wavelength, device)
-    chi = aberration_function(optics, gpts, sampling, device)
+    chi = _chi(optics, alpha, phi)
     amplitude = torch.ones_like(alpha)
     if optics.aperture is not None:
         amplitude = amplitude * (alpha <= optics.aperture / 1e3)
