@@ -30,7 +30,9 @@ def test_on_the_fly_samples_are_deterministic_per_seed_and_index() -> None:
     assert not torch.equal(data[1]["image"], SimulatedHRTEMDataset(3, TINY, seed=6)[1]["image"])
 
 
-def test_held_out_domain_is_shifted() -> None:
+def test_held_out_domain_is_shifted_and_at_full_fidelity() -> None:
+    basic = held_out_config(TINY.with_fidelity("basic"))
+    assert basic.fidelity == "full" and basic == held_out_config(TINY)
     shifted = held_out_config(TINY)
     assert shifted.defocus[1] > TINY.defocus[1]
     assert shifted.particle_diameter[1] > TINY.particle_diameter[1]

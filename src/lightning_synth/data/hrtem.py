@@ -72,7 +72,11 @@ def held_out_config(config: SimulationConfig) -> SimulationConfig:
 
     Different seeds alone test memorisation; the shift tests generalisation to conditions
     the training set did not cover (the study's experimental images differ the same way).
+    It is always at full fidelity, whatever tier the training set uses, because it stands in
+    for recorded images (which have every effect): models trained on different tiers are
+    then compared on the same test images.
     """
+    config = config.with_fidelity("full")
     low, high = config.particle_diameter
     largest = min(high * 1.25, config.extent * 0.9)
     dose = None if config.dose is None else (config.dose[0] * 0.5, config.dose[1] * 0.5)
