@@ -368,8 +368,8 @@ class SynthRealDataModule(LightningDataModule):
             name: DataLoader(dataset, shuffle=False, **self._loader_kwargs(self.eval_batch_size))
             for name, dataset in datasets.items()
         }
-        if list(sources) == [_SINGLE]:
-            return loaders[_SINGLE]
+        if list(sources) == [UNNAMED_SET]:
+            return loaders[UNNAMED_SET]
         return loaders
 
     def _loader_kwargs(self, batch_size: int) -> dict[str, Any]:
@@ -382,8 +382,8 @@ class SynthRealDataModule(LightningDataModule):
         }
 
 
-#: Name given to an evaluation set passed as a single dataset (not a mapping).
-_SINGLE = "_single"
+#: Key of an evaluation set given as one dataset (not a mapping); its loader is returned bare.
+UNNAMED_SET = "_single"
 
 
 def _collates_provenance(collate_fn: Callable[..., Any]) -> bool:
@@ -403,11 +403,11 @@ def _named(value: Pools | None, default: str) -> dict[str, DatasetLike]:
                 msg = f"{default} names must be non-empty strings, got {name!r}"
                 raise ValueError(msg)
         return dict(value)
-    return {_SINGLE if default in ("val", "test") else default: value}
+    return {UNNAMED_SET if default in ("val", "test") else default: value}
 
 
 def _resolve_all(split: str, sources: dict[str, DatasetLike]) -> dict[str, Dataset[Any]]:
     return {
-        name: resolve_dataset(split if name == _SINGLE else f"{split}[{name!r}]", source)
+        name: resolve_dataset(split if name == UNNAMED_SET else f"{split}[{name!r}]", source)
         for name, source in sources.items()
     }

@@ -22,6 +22,8 @@ from torchmetrics.classification import (
 )
 from typing_extensions import override
 
+from lightning_synth.data.datamodule import UNNAMED_SET
+
 Architecture = Literal["unet", "unetplusplus", "fpn", "deeplabv3plus"]
 _ARCHITECTURES: dict[str, type[nn.Module]] = {
     "unet": smp.Unet,
@@ -99,7 +101,7 @@ class SegmentationTask(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         datasets = getattr(datamodule, f"{stage}_datasets", None)
         if isinstance(datasets, Mapping) and datasets:
-            return [name if name != "_single" else stage for name in datasets]
+            return [stage if name == UNNAMED_SET else name for name in datasets]
         return [stage]
 
     @override
