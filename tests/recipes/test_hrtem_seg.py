@@ -101,3 +101,26 @@ def test_subcommands_with_the_bridged_config_and_predict_folder(recipe, tmp_path
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["images"]) == {"a.npy", "b.npy"}
     assert 0.0 <= metrics["overall"]["f1"] <= 1.0
+
+
+def test_paper_config_runs_a_few_steps_on_cpu(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The full-size GPU preset, shrunk to tiny images and moved to the CPU.
+    paper = RECIPE.parent / "configs" / "hrtem_seg_paper.yaml"
+    cpu = [
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        "--trainer.precision=32-true",
+        "--data.simulation.sampling=0.1",
+    ]
+    recipe.main(
+        [
+            "fit",
+            "--config",
+            str(paper),
+            *_tiny(tmp_path),
+            *cpu,
+            "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1",
+        ]
+    )
+    assert (tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt").is_file()
