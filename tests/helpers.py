@@ -96,3 +96,16 @@ class PlainDataModule(LightningDataModule):
 def source_sets(seen: dict[int, list[tuple[str, int]]]) -> dict[int, set[str]]:
     """Epoch -> the set of sources trained on in that epoch."""
     return {epoch: {source for source, _ in pairs} for epoch, pairs in sorted(seen.items())}
+
+
+def load_script(path: Any) -> Any:
+    """Import a script that is not in a package (an example or a recipe) as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,21 +1,19 @@
-"""The demo that `make demo` runs, at a tiny size."""
+"""The toy example that `make demo-toy` runs, at a tiny size."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from helpers import load_script
 
 DEMO = Path(__file__).parents[1] / "examples" / "bridged_transfer_toy.py"
 
 
 @pytest.fixture(scope="module")
 def demo():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("bridged_transfer_toy", DEMO)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script(DEMO)
 
 
 def test_bridged_demo_reports_each_phase(demo) -> None:  # type: ignore[no-untyped-def]

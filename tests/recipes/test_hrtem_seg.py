@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,15 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import load_script
+
 RECIPE = Path(__file__).parents[2] / "recipes" / "hrtem_seg.py"
 
 
 @pytest.fixture(scope="module")
 def recipe():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("hrtem_seg", RECIPE)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script(RECIPE)
 
 
 def _tiny(root: Path) -> list[str]:
