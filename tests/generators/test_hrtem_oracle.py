@@ -41,29 +41,26 @@ def case() -> dict:
     potential = abtem.Potential(
         atoms, gpts=gpts, slice_thickness=SLICE, parametrization="kirkland", projection="infinite"
     )
-    ours = projected_potential_slices(
-        torch.tensor(atoms.positions),
-        torch.tensor(atoms.numbers),
-        (16.0, 16.0),
-        gpts,
-        SLICE,
-        num_slices=9,
-    )
+    arguments = (torch.tensor(atoms.positions), torch.tensor(atoms.numbers), (16.0, 16.0), gpts)
+    ours = projected_potential_slices(*arguments, SLICE, num_slices=9)
+    gridded = projected_potential_slices(*arguments, SLICE, num_slices=9, method="gridded")
     return {
         "abtem_potential": potential.build().compute().array,
         "abtem_exit": abtem.PlaneWave(energy=ENERGY).multislice(potential).compute().array,
         "potential": ours.numpy(),
+        "potential_gridded": gridded.numpy(),
         "exit": multislice(ours, ENERGY, (SAMPLING, SAMPLING), SLICE).numpy(),
     }
 
 
-def test_projected_potential_agrees_with_abtem(case: dict) -> None:
+@pytest.mark.parametrize("key", ["potential", "potential_gridded"])
+def test_projected_potential_agrees_with_abtem(case: dict, key: str) -> None:
     occupied = [i for i, s in enumerate(case["abtem_potential"]) if np.ptp(s) > 1.0]
     assert len(occupied) >= 4
     for index in occupied:
-        assert _ncc(case["potential"][index], case["abtem_potential"][index]) >= 0.999, index
+        assert _ncc(case[key][index], case["abtem_potential"][index]) >= 0.999, index
     # Same total projected potential (the forward scattering factor of every atom).
-    assert case["potential"].sum() == pytest.approx(case["abtem_potential"].sum(), rel=1e-4)
+    assert case[key].sum() == pytest.approx(case["abtem_potential"].sum(), rel=1e-4)
 
 
 def test_exit_wave_agrees_with_abtem(case: dict) -> None:

@@ -89,8 +89,9 @@ def _band_limited(array: np.ndarray, size: int) -> np.ndarray:
     return np.fft.ifft2(spectrum).real * (size / n) ** 2
 
 
+@pytest.mark.parametrize("method", ["exact", "gridded"])
 @pytest.mark.parametrize("number", [6, 79])
-def test_potential_matches_the_real_space_formula_within_the_band(number: int) -> None:
+def test_potential_matches_the_real_space_formula_within_the_band(number: int, method: str) -> None:
     # The Fourier-space potential holds the exact Fourier coefficients up to the Nyquist
     # frequency. Sample the independent real-space formula on a 4x finer grid, keep the same
     # band, and compare.
@@ -102,6 +103,7 @@ def test_potential_matches_the_real_space_formula_within_the_band(number: int) -
             torch.tensor([number]),
             (extent, extent),
             (coarse, coarse),
+            method=method,  # type: ignore[arg-type]
         )[0]
         .double()
         .numpy()
@@ -121,10 +123,15 @@ def test_potential_matches_the_real_space_formula_within_the_band(number: int) -
     assert error < 0.01, error
 
 
-def test_potential_mean_is_the_forward_scattering_factor() -> None:
+@pytest.mark.parametrize("method", ["exact", "gridded"])
+def test_potential_mean_is_the_forward_scattering_factor(method: str) -> None:
     extent, gpts = (10.0, 12.0), (50, 60)
     slices = projected_potential_slices(
-        torch.tensor([[3.0, 4.0, 1.0], [7.0, 2.0, 1.5]]), torch.tensor([79, 6]), extent, gpts
+        torch.tensor([[3.0, 4.0, 1.0], [7.0, 2.0, 1.5]]),
+        torch.tensor([79, 6]),
+        extent,
+        gpts,
+        method=method,  # type: ignore[arg-type]
     )
     expected = 2 * math.pi * 0.529177210903 * 14.399645478425668 / (extent[0] * extent[1])
     expected *= float(
@@ -132,6 +139,95 @@ def test_potential_mean_is_the_forward_scattering_factor() -> None:
         + scattering_factor(6, torch.zeros(1, dtype=torch.float64))
     )
     assert float(slices.double().mean()) == pytest.approx(expected, rel=1e-5)
+
+
+def _reference_potential(
+    positions: torch.Tensor,
+    numbers: torch.Tensor,
+    extent: tuple[float, float],
+    gpts: tuple[int, int],
+    num_slices: int,
+    rms: dict[int, float],
+) -> torch.Tensor:
+    """The definition, in float64 on the full grid: real part of the inverse FFT of f_e S."""
+    kx = torch.fft.fftfreq(gpts[0], extent[0] / gpts[0], dtype=torch.float64)[:, None]
+    ky = torch.fft.fftfreq(gpts[1], extent[1] / gpts[1], dtype=torch.float64)[None, :]
+    q2 = kx**2 + ky**2
+    slice_index = torch.floor(positions[:, 2] / 2.0).long()
+    out = torch.zeros((num_slices, *gpts), dtype=torch.float64)
+    for index in range(num_slices):
+        spectrum = torch.zeros(gpts, dtype=torch.complex128)
+        for number in torch.unique(numbers).tolist():
+            chosen = (slice_index == index) & (numbers == number)
+            x, y = positions[chosen, 0], positions[chosen, 1]
+            structure = torch.exp(-2j * math.pi * (kx[None] * x[:, None, None])) * torch.exp(
+                -2j * math.pi * (ky[None] * y[:, None, None])
+            )
+            factor = scattering_factor(number, q2) * torch.exp(
+                -2 * math.pi**2 * rms.get(number, 0.0) ** 2 * q2
+            )
+            spectrum += factor * structure.sum(0)
+        out[index] = torch.fft.ifft2(spectrum).real
+    return (
+        out
+        * 2
+        * math.pi
+        * 0.529177210903
+        * 14.399645478425668
+        * math.prod(gpts)
+        / math.prod(extent)
+    )
+
+
+@pytest.mark.parametrize(
+    ("extent", "gpts"),
+    [
+        ((12.0, 12.0), (96, 96)),  # even: Nyquist row, column and corner
+        ((12.0, 10.3), (97, 83)),  # odd: no Nyquist frequency
+        ((12.0, 10.3), (96, 83)),
+        ((12.0, 10.3), (97, 82)),
+        ((6.0, 4.0), (12, 5)),  # coarser than the Gaussian's stencil: it wraps around
+    ],
+)
+@pytest.mark.parametrize("method", ["exact", "gridded"])
+def test_structure_factor_methods_agree_with_the_definition(
+    extent: tuple[float, float], gpts: tuple[int, int], method: str
+) -> None:
+    generator = torch.Generator().manual_seed(7)
+    count = 150
+    positions = torch.rand(count, 3, generator=generator, dtype=torch.float64)
+    # x and y also outside the cell (the cell is periodic), z over three slices.
+    positions *= torch.tensor([1.4 * extent[0], extent[1], 5.9], dtype=torch.float64)
+    positions[:, 0] -= 0.2 * extent[0]
+    numbers = torch.tensor([6, 79, 48])[torch.randint(3, (count,), generator=generator)]
+    rms = {6: 0.08, 79: 0.09}
+    ours = projected_potential_slices(
+        positions,
+        numbers,
+        extent,
+        gpts,
+        2.0,
+        rms_displacements=rms,
+        method=method,  # type: ignore[arg-type]
+    )
+    reference = _reference_potential(positions, numbers, extent, gpts, 3, rms)
+    error = float((ours.double() - reference).norm() / reference.norm())
+    assert error < (1e-6 if method == "exact" else 1e-5), error
+
+
+def test_auto_method_grids_dense_slices_and_sums_sparse_ones() -> None:
+    from lightning_synth.generators.hrtem.potentials import GRID_MIN_ATOMS
+
+    generator = torch.Generator().manual_seed(3)
+    dense = torch.rand(GRID_MIN_ATOMS, 3, generator=generator, dtype=torch.float64) * 8
+    sparse = torch.rand(5, 3, generator=generator, dtype=torch.float64) * 8
+    dense[:, 2], sparse[:, 2] = 1.0, 3.0  # slice 0 dense, slice 1 sparse
+    positions = torch.cat([dense, sparse])
+    numbers = torch.full((len(positions),), 6)
+    arguments = (positions, numbers, (8.0, 8.0), (64, 64), 2.0)
+    auto = projected_potential_slices(*arguments)
+    assert torch.equal(auto[0], projected_potential_slices(*arguments, method="gridded")[0])
+    assert torch.equal(auto[1], projected_potential_slices(*arguments, method="exact")[1])
 
 
 def test_propagation_without_aperture_conserves_flux() -> None:
@@ -174,6 +270,7 @@ def test_multislice_is_deterministic_and_batched() -> None:
         ({"extent": (0.0, 4.0)}, "extent must be two positive lengths"),
         ({"gpts": (1, 8)}, "gpts must be two grid sizes >= 2"),
         ({"slice_thickness": 0.0}, "slice_thickness must be positive"),
+        ({"method": "nufft"}, "method must be 'auto', 'gridded' or 'exact', got 'nufft'"),
         (
             {"positions": torch.tensor([[1.0, 1.0, 9.0]]), "num_slices": 2},
             "num_slices=2 cannot hold atoms",
