@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] == "predict-folder":
         predict_folder(args[1:])
         return
-    run_recipe(SegmentationTask, HRTEMDataModule, CONFIG, report=report, argv=args)
+    run_recipe(SegmentationTask, HRTEMDataModule, CONFIG, report=report, argv=argv)
 
 
 if __name__ == "__main__":

@@ -58,12 +58,14 @@ def run_recipe(
     default config, test the best checkpoint, and call ``report`` with the test results.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    # From the command line LightningCLI reads sys.argv itself (passing it again warns).
+    cli_args = None if argv is None else args
     if args and args[0] in (*SUBCOMMANDS, "-h", "--help"):
         return LightningSynthCLI(
-            model_class, datamodule_class, default_config=default_config, args=args
+            model_class, datamodule_class, default_config=default_config, args=cli_args
         )
     cli = LightningSynthCLI(
-        model_class, datamodule_class, default_config=default_config, args=args, run=False
+        model_class, datamodule_class, default_config=default_config, args=cli_args, run=False
     )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     checkpoint = getattr(cli.trainer.checkpoint_callback, "best_model_path", "") or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -30,13 +31,16 @@ def test_on_the_fly_samples_are_deterministic_per_seed_and_index() -> None:
     assert not torch.equal(data[1]["image"], SimulatedHRTEMDataset(3, TINY, seed=6)[1]["image"])
 
 
-def test_held_out_domain_is_shifted_and_at_full_fidelity() -> None:
+def test_held_out_domain_is_shifted_at_full_fidelity_and_its_own_dose() -> None:
     basic = held_out_config(TINY.with_fidelity("basic"))
     assert basic.fidelity == "full" and basic == held_out_config(TINY)
     shifted = held_out_config(TINY)
     assert shifted.defocus[1] > TINY.defocus[1]
     assert shifted.particle_diameter[1] > TINY.particle_diameter[1]
     assert shifted.dose is not None and TINY.dose is not None and shifted.dose[0] < TINY.dose[0]
+    # The training dose does not move the test set: a noise ablation tests on the same images.
+    assert held_out_config(dataclasses.replace(TINY, dose=None)) == shifted
+    assert held_out_config(TINY, dose=None).dose is None
 
 
 def test_datamodule_renders_caches_and_serves_normalised_batches(tmp_path: Path) -> None:

@@ -67,19 +67,25 @@ class SimulatedHRTEMDataset(Dataset[dict[str, Any]]):
         return {"image": sample["image"], "mask": sample["mask"], "meta": sample["meta"]}
 
 
-def held_out_config(config: SimulationConfig) -> SimulationConfig:
+#: Dose range of the held-out set [e / A^2]: half the study's training range (100-1200).
+HELD_OUT_DOSE: tuple[float, float] = (50.0, 600.0)
+
+
+def held_out_config(
+    config: SimulationConfig, dose: tuple[float, float] | None = HELD_OUT_DOSE
+) -> SimulationConfig:
     """A shifted domain for testing: wider defocus, larger particles, thicker film, lower dose.
 
     Different seeds alone test memorisation; the shift tests generalisation to conditions
     the training set did not cover (the study's experimental images differ the same way).
-    It is always at full fidelity, whatever tier the training set uses, because it stands in
-    for recorded images (which have every effect): models trained on different tiers are
-    then compared on the same test images.
+    It is always at full fidelity and at the given ``dose`` (None: noiseless), whatever tier
+    and dose the training set uses, because it stands in for recorded images (which have
+    every effect and their own noise): models trained on different tiers or doses are then
+    compared on the same test images.
     """
     config = config.with_fidelity("full")
     low, high = config.particle_diameter
     largest = min(high * 1.25, config.extent * 0.9)
-    dose = None if config.dose is None else (config.dose[0] * 0.5, config.dose[1] * 0.5)
     return dataclasses.replace(
         config,
         defocus=(config.defocus[0] * 1.5, config.defocus[1] * 1.5),
@@ -132,6 +138,8 @@ class HRTEMDataModule(SynthRealDataModule):
         train_samples: Training samples.
         val_samples: Validation samples (same domain, other seeds).
         test_samples: Held-out test samples (shifted domain, other seeds).
+        heldout_dose: Dose range of the held-out samples [e / A^2], None for noiseless ones;
+            independent of the training dose (see :func:`held_out_config`).
         cache_dir: Render the sets here first; None simulates on the fly.
         render_workers: Processes that render the cache (on the CPU).
         simulation_device: Device of the simulation in the main process; CUDA when
@@ -158,6 +166,7 @@ class HRTEMDataModule(SynthRealDataModule):
         train_samples: int = 200,
         val_samples: int = 32,
         test_samples: int = 64,
+        heldout_dose: tuple[float, float] | None = HELD_OUT_DOSE,
         cache_dir: str | None = None,
         render_workers: int = 0,
         simulation_device: str | None = None,
@@ -185,7 +194,7 @@ class HRTEMDataModule(SynthRealDataModule):
         sets = {
             "train": (simulation, train_samples),
             "val": (simulation, val_samples),
-            "test": (held_out_config(simulation), test_samples),
+            "test": (held_out_config(simulation, heldout_dose), test_samples),
         }
         if bridge_fidelity:
             sets["basic"] = (simulation.with_fidelity("basic"), train_samples)
