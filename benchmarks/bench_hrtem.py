@@ -1,6 +1,7 @@
 """Speed of the HRTEM simulator: images/s per fidelity tier, where the time goes, and abTEM.
 
     python benchmarks/bench_hrtem.py [--sides 256 512] [--samples 3] [--no-abtem]
+                                     [--abtem-only | --methods-only]
 
 1. Images/s per fidelity tier for the default field (Au particle on amorphous carbon, 0.1 A
    simulation sampling, 8 frozen phonons from the ``thermal`` tier on), at 256 and 512
@@ -11,6 +12,8 @@
    machine (abTEM's first call compiles; it is run once before timing). abTEM uses numpy's
    FFT and dask's synchronous scheduler, the set-up its oracle test uses. The ratio is
    abTEM's time over ours; the NCC of the two static images checks that they agree.
+4. The two structure-factor methods of the potential, per slice, by atoms per slice and grid
+   size (where ``method="auto"`` switches, ``GRID_MIN_ATOMS``), with their difference.
 """
 
 from __future__ import annotations
@@ -75,8 +78,9 @@ def breakdown(side: int, device: str) -> None:
     config = config_for(side, "full")
     simulator = HRTEMSimulator(config, device=device)
     rng = np.random.default_rng(3)
-    particles, carbon, _ = simulator.draw_specimen(rng)
+    t_specimen, (particles, carbon, _) = timed(simulator.draw_specimen, rng)
     optics = simulator.draw_optics(rng)
+    t_mask, _ = timed(simulator.mask_from_particles, particles, repeats=3)
     everything = carbon.copy()
     for particle in particles:
         everything += particle
@@ -108,7 +112,9 @@ def breakdown(side: int, device: str) -> None:
     t_detector, _ = timed(simulator.detect, intensity, rng, torch.Generator().manual_seed(0))
     phonons = config.frozen_phonons
     total = (
-        t_carbon
+        t_specimen
+        + t_mask
+        + t_carbon
         + t_film
         + 2 * t_transfer
         + phonons * (t_particle + t_multislice + 2 * t_lens)
@@ -120,6 +126,7 @@ def breakdown(side: int, device: str) -> None:
         f"{len(carbon)} carbon + {len(particles[0])} Au atoms"
     )
     for name, seconds, count in (
+        ("specimen: film and particle atoms (once)", t_specimen, 1),
         ("carbon potential (once)", t_carbon, 1),
         (f"multislice, film slices 0-{split - 1} (once)", t_film, 1),
         ("particle potential (per phonon)", t_particle, phonons),
@@ -127,6 +134,7 @@ def breakdown(side: int, device: str) -> None:
         ("lens transfer functions (once)", 2 * t_transfer, 1),
         ("lens, elastic + plasmon (per phonon)", 2 * t_lens, phonons),
         ("detector (once)", t_detector, 1),
+        ("masks (once)", t_mask, 1),
     ):
         share = 100 * seconds * count / total
         print(f"   {name:<42} {seconds * count:>7.2f} s  {share:>5.1f}%")
@@ -232,6 +240,34 @@ def against_abtem(phonons: int, repeats: int) -> None:
     )
 
 
+def structure_factor_methods(sides: list[int], device: str) -> None:
+    print(f"\n4. potential per slice, exact sums vs gridded ({device}), ms; relative L2 difference")
+    generator = torch.Generator().manual_seed(0)
+    counts = (16, 32, 64, 128, 256, 512)
+    print(f"{'grid':>6} " + " ".join(f"{n:>13}" for n in counts))
+    for gpts in sides:
+        extent = gpts * 0.1
+        cells = []
+        for count in counts:
+            positions = torch.rand(10 * count, 3, generator=generator, dtype=torch.float64)
+            positions[:, :2] *= extent
+            positions[:, 2] += 2.0 * torch.arange(10, dtype=torch.float64).repeat_interleave(count)
+            numbers = torch.full((10 * count,), 79)
+            arguments = (positions.to(device), numbers.to(device), (extent, extent), (gpts, gpts))
+            results = {}
+            for method in ("exact", "gridded"):
+                projected_potential_slices(*arguments, method=method)  # warm-up
+                seconds, results[method] = timed(
+                    projected_potential_slices, *arguments, method=method, repeats=3
+                )
+                results[method + "_ms"] = seconds / 10 * 1e3
+            difference = float(
+                (results["gridded"] - results["exact"]).norm() / results["exact"].norm()
+            )
+            cells.append(f"{results['exact_ms']:5.1f}/{results['gridded_ms']:5.1f}")
+        print(f"{gpts:>6} " + " ".join(f"{c:>13}" for c in cells) + f"   (diff {difference:.1e})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sides", type=int, nargs="+", default=[256, 512])
@@ -239,17 +275,24 @@ def main() -> None:
     parser.add_argument("--phonons", type=int, default=4)
     parser.add_argument("--no-abtem", action="store_true")
     parser.add_argument("--abtem-only", action="store_true", help="only part 3")
+    parser.add_argument("--methods-only", action="store_true", help="only part 4")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, CUDA {torch.cuda.is_available()}"
     )
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.methods_only:
+        for device in devices:
+            structure_factor_methods([256, 512, 1024], device)
+        return
     for device in [] if args.abtem_only else devices:
         tiers(args.sides, args.samples, device)
         breakdown(args.sides[0], device)
     if not args.no_abtem:
         against_abtem(args.phonons, repeats=2)
+    for device in [] if args.abtem_only else devices:
+        structure_factor_methods([256, 512, 1024], device)
 
 
 if __name__ == "__main__":
