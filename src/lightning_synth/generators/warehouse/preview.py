@@ -1,0 +1,95 @@
+"""A look at the generator: a PNG grid of samples per realism level, boxes drawn.
+
+    python -m lightning_synth.generators.warehouse preview --out pallets.png \
+        [--levels realistic half_realistic random] [--samples 4] [--width 640 --height 480]
+        [--standins]
+
+Kept pallets get a green box, pallets dropped by the visibility filter a yellow one. One row
+per level (and per stand-in domain with ``--standins``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from lightning_synth.generators.warehouse.generator import PalletSceneGenerator
+from lightning_synth.generators.warehouse.realism import REALISM_LEVELS, realism_config
+from lightning_synth.generators.warehouse.standins import (
+    DOMAIN_SEEDS,
+    STANDIN_DOMAINS,
+    standin_config,
+)
+
+
+def draw_boxes(sample: dict, width: int = 2) -> Image.Image:
+    """The sample's image with its kept (green) and ignored (yellow) boxes drawn."""
+    image = (sample["image"].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    picture = Image.fromarray(image)
+    pen = ImageDraw.Draw(picture)
+    for box in sample["meta"].get("ignored_boxes", []):
+        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 220, 0), width=1)
+    for box in sample["boxes"].tolist():
+        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 255, 64), width=width)
+    return picture
+
+
+def preview_grid(
+    levels: Sequence[str], samples: int, width: int, height: int, standins: bool, seed: int
+) -> Image.Image:
+    """Rows of ``samples`` images: one row per level (and stand-in domain)."""
+    rows: list[tuple[str, PalletSceneGenerator]] = [
+        (level, PalletSceneGenerator(realism_config(level, width=width, height=height), seed))  # type: ignore[arg-type]
+        for level in levels
+    ]
+    if standins:
+        rows += [
+            (
+                f"stand-in {domain}",
+                PalletSceneGenerator(
+                    standin_config(domain, width=width, height=height),  # type: ignore[arg-type]
+                    DOMAIN_SEEDS[domain],
+                ),
+            )
+            for domain in STANDIN_DOMAINS
+        ]
+    label_width = 150
+    grid = Image.new("RGB", (label_width + samples * width, len(rows) * height), (255, 255, 255))
+    pen = ImageDraw.Draw(grid)
+    for row, (name, generator) in enumerate(rows):
+        pen.text((8, row * height + height // 2), name, fill=(0, 0, 0))
+        for column in range(samples):
+            picture = draw_boxes(generator(column))
+            grid.paste(picture, (label_width + column * width, row * height))
+    return grid
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line of the preview."""
+    parser = argparse.ArgumentParser(prog="python -m lightning_synth.generators.warehouse")
+    commands = parser.add_subparsers(dest="command", required=True)
+    preview = commands.add_parser("preview", help="write a PNG grid of samples per level")
+    preview.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    preview.add_argument(
+        "--levels", nargs="+", default=list(REALISM_LEVELS), choices=REALISM_LEVELS
+    )
+    preview.add_argument("--samples", type=int, default=4, help="images per level")
+    preview.add_argument("--width", type=int, default=640)
+    preview.add_argument("--height", type=int, default=480)
+    preview.add_argument("--standins", action="store_true", help="add the stand-in domains")
+    preview.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error(f"--samples must be >= 1, got {args.samples}")
+    torch.set_num_threads(1)
+    grid = preview_grid(
+        args.levels, args.samples, args.width, args.height, args.standins, args.seed
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(args.out)
+    print(f"wrote {args.out} ({grid.width} x {grid.height})")
