@@ -4,8 +4,10 @@
                                         [--conditions basic full ...] [recipe options]
 
 Each (condition, seed) is one run of ``recipes/hrtem_seg.py`` with its own cache under
-``runs/ablation/``; a finished run (its ``results.json`` exists) is not run again, so an
-interrupted study resumes where it stopped. The held-out domain depends only on the seed:
+``runs/ablation/``. A finished run leaves its metrics, options and wall time in
+``docs/hrtem_ablation/<condition>-seed<seed>.json`` (small, committed), and a run whose
+record exists is not run again: an interrupted study resumes where it stopped, on this
+machine or another. The held-out domain depends only on the seed:
 full fidelity and a fixed dose range (50-600 e/A^2) whatever the training set uses, so every
 condition is compared on the same test images.
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +33,7 @@ import time
 from pathlib import Path
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "hrtem_seg.py"
+RECORDS = Path(__file__).parents[1] / "docs" / "hrtem_ablation"
 #: Condition name -> recipe options. The "full" run is shared by both studies.
 FIDELITY = {
     tier: [f"--data.simulation.fidelity={tier}"]
@@ -44,29 +49,41 @@ STUDIES = {"fidelity": FIDELITY, "noise": NOISE}
 METRICS = ("f1", "iou", "precision", "recall")
 
 
-def run(name: str, options: list[str], seed: int, root: Path, extra: list[str]) -> dict:
+def run(
+    name: str, options: list[str], seed: int, root: Path, records: Path, extra: list[str]
+) -> dict:
+    record = records / f"{name}-seed{seed}.json"
+    if record.exists():
+        return json.loads(record.read_text())["metrics"]
     directory = root / f"{name}-seed{seed}"
     results = directory / "lightning_logs" / "version_0" / "results.json"
+    recorded = [f"--seed_everything={seed}", f"--data.seed={seed}", *options, *extra]
+    arguments = [
+        *recorded,
+        f"--data.cache_dir={directory / 'cache'}",
+        f"--trainer.default_root_dir={directory}",
+        f"--trainer.logger.init_args.save_dir={directory}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    seconds = None
     if not results.exists():
         start = time.perf_counter()
         print(f"--- running {name}, seed {seed} -> {directory}", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                str(RECIPE),
-                f"--seed_everything={seed}",
-                f"--data.seed={seed}",
-                *options,
-                f"--data.cache_dir={directory / 'cache'}",
-                f"--trainer.default_root_dir={directory}",
-                f"--trainer.logger.init_args.save_dir={directory}",
-                "--trainer.enable_progress_bar=false",
-                *extra,
-            ],
-            check=True,
-        )
-        print(f"--- {name}, seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
-    return json.loads(results.read_text())
+        subprocess.run([sys.executable, str(RECIPE), *arguments], check=True)
+        seconds = round(time.perf_counter() - start)
+        print(f"--- {name}, seed {seed}: {seconds} s", flush=True)
+    metrics = json.loads(results.read_text())
+    records.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "condition": name,
+        "seed": seed,
+        "recipe_options": recorded,  # the run's own directories left out
+        "metrics": metrics,
+        "wall_seconds": seconds,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
+    record.write_text(json.dumps(payload, indent=2) + "\n")
+    return metrics
 
 
 def summary(values: list[float]) -> str:
@@ -80,6 +97,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--conditions", nargs="+", help="only these conditions of each study")
     parser.add_argument("--root", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--records", type=Path, default=RECORDS, help="finished runs' metrics")
     args, extra = parser.parse_known_args()
     known = {name for study in args.study for name in STUDIES[study]}
     unknown = sorted(set(args.conditions or []) - known)
@@ -91,7 +109,9 @@ def main() -> None:
         for name, options in STUDIES[study].items():
             if args.conditions and name not in args.conditions:
                 continue
-            scores = [run(name, options, seed, args.root, extra) for seed in args.seeds]
+            scores = [
+                run(name, options, seed, args.root, args.records, extra) for seed in args.seeds
+            ]
             cells = [summary([s[f"test/heldout/{m}"] for s in scores]) for m in METRICS]
             rows.append(f"| {name} | " + " | ".join(cells) + f" | {len(scores)} |")
         header = f"| {study}: trained on | " + " | ".join(f"held-out {m}" for m in METRICS)
