@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -20,7 +20,11 @@ class LightningSynthCLI(LightningCLI):
       ``python recipes/x.py fit --model.lr=0.01`` (the form W&B sweep agents pass) works
       without repeating ``--config``;
     - the resolved config is saved with every run (overwritten in a reused log directory);
-    - ``seed_everything`` defaults to 0.
+    - ``seed_everything`` defaults to 0;
+    - a DataModule with phases (``strategy="bridged"``) gets a
+      :class:`~lightning_synth.callbacks.BridgedTransfer` switching halfway through the
+      epochs when the config has none, so ``--data.strategy=bridged`` works as a plain
+      option (configure the callback for anything else).
     """
 
     def __init__(
@@ -42,6 +46,31 @@ class LightningSynthCLI(LightningCLI):
             else:
                 parser_kwargs.update(defaults)
         super().__init__(model_class, datamodule_class, parser_kwargs=parser_kwargs, **kwargs)
+
+    def before_fit(self) -> None:
+        """Add a BridgedTransfer when the data has phases and the config has none."""
+        ensure_bridge(self.trainer, self.datamodule)
+
+
+def ensure_bridge(trainer: Trainer, datamodule: LightningDataModule | None) -> None:
+    """Append a ``BridgedTransfer(switch_epoch=max_epochs // 2)`` for a phased DataModule.
+
+    Does nothing when the trainer already has one, or when the data has a single phase.
+    """
+    from lightning_synth.callbacks import BridgedTransfer
+
+    phases = getattr(datamodule, "phases", ())
+    callbacks: list[Any] = trainer.callbacks  # type: ignore[attr-defined]
+    if len(phases) < 2 or any(isinstance(c, BridgedTransfer) for c in callbacks):
+        return
+    epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 2
+    switches = [max(1, round(epochs * (k + 1) / len(phases))) for k in range(len(phases) - 1)]
+    switches = sorted(set(switches))
+    if len(switches) < len(phases) - 1:
+        msg = f"max_epochs={epochs} is too few for the {len(phases)} phases {list(phases)}"
+        raise ValueError(msg)
+    callbacks.append(BridgedTransfer(switch_epoch=switches))
+    print(f"bridged transfer: phases {list(phases)}, switching at epochs {switches}")
 
 
 def run_recipe(
@@ -67,6 +96,7 @@ def run_recipe(
     cli = LightningSynthCLI(
         model_class, datamodule_class, default_config=default_config, args=cli_args, run=False
     )
+    ensure_bridge(cli.trainer, cli.datamodule)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     checkpoint = getattr(cli.trainer.checkpoint_callback, "best_model_path", "") or None
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint)

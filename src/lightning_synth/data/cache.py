@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 #: Sample keys stored as arrays; everything under ``meta`` goes to the JSON record.
-ARRAY_KEYS = ("image", "mask", "instance_masks")
+ARRAY_KEYS = ("image", "mask", "instance_masks", "boxes", "labels", "visible_fraction", "masks")
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
@@ -54,7 +54,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _preview(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+def _preview(
+    image: np.ndarray, mask: np.ndarray | None, boxes: np.ndarray | None = None
+) -> np.ndarray:
+    """A uint8 picture of a sample: grey (with its mask beside it) or RGB (with its boxes)."""
+    if image.ndim == 3 and image.shape[0] == 3:
+        picture = image.astype(np.float32)
+        if image.dtype != np.uint8:
+            picture = picture * 255
+        rgb = np.ascontiguousarray(picture.clip(0, 255).astype(np.uint8).transpose(1, 2, 0))
+        for x0, y0, x1, y1 in (boxes if boxes is not None else np.zeros((0, 4))).astype(int):
+            x1, y1 = max(x0, x1 - 1), max(y0, y1 - 1)
+            rgb[y0 : y1 + 1, [x0, x1]] = (0, 255, 64)
+            rgb[[y0, y1], x0 : x1 + 1] = (0, 255, 64)
+        return rgb
     picture = image[0] if image.ndim == 3 else image
     low, high = float(picture.min()), float(picture.max())
     picture = (picture - low) / (high - low) if high > low else np.zeros_like(picture)
@@ -142,7 +155,7 @@ class SampleCache:
         if index < self.previews:
             from PIL import Image
 
-            preview = _preview(arrays["image"], arrays.get("mask"))
+            preview = _preview(arrays["image"], arrays.get("mask"), arrays.get("boxes"))
             _atomic_write(
                 self.root / "previews" / f"{index:06d}.png",
                 lambda file: Image.fromarray(preview).save(file, format="PNG"),
@@ -200,9 +213,21 @@ class SampleCache:
 
 
 class CachedDataset(Dataset[dict[str, Any]]):
-    """Reads the samples of a rendered :class:`SampleCache`."""
+    """Reads the samples of a rendered :class:`SampleCache`.
 
-    def __init__(self, cache: SampleCache, keys: tuple[str, ...] = ("image", "mask")) -> None:
+    Args:
+        cache: A rendered cache.
+        keys: Array keys to return (those a sample lacks are skipped), plus ``meta``.
+        transform: Applied to every sample dict (e.g. to turn stored uint8 images into
+            floats).
+    """
+
+    def __init__(
+        self,
+        cache: SampleCache,
+        keys: tuple[str, ...] = ("image", "mask"),
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         missing = cache.missing()
         if missing:
             msg = (
@@ -210,11 +235,12 @@ class CachedDataset(Dataset[dict[str, Any]]):
                 "render it first"
             )
             raise ValueError(msg)
-        self.cache, self.keys = cache, keys
+        self.cache, self.keys, self.transform = cache, keys, transform
 
     def __len__(self) -> int:
         return self.cache.length
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.cache.load(index)
-        return {key: sample[key] for key in (*self.keys, "meta") if key in sample}
+        sample = {key: sample[key] for key in (*self.keys, "meta") if key in sample}
+        return self.transform(sample) if self.transform is not None else sample

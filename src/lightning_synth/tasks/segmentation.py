@@ -22,7 +22,7 @@ from torchmetrics.classification import (
 )
 from typing_extensions import override
 
-from lightning_synth.data.datamodule import UNNAMED_SET
+from lightning_synth.tasks.base import evaluation_set_names
 
 Architecture = Literal["unet", "unetplusplus", "fpn", "deeplabv3plus"]
 _ARCHITECTURES: dict[str, type[nn.Module]] = {
@@ -96,20 +96,14 @@ class SegmentationTask(LightningModule):
         self.val_metrics = nn.ModuleDict()
         self.test_metrics = nn.ModuleDict()
 
-    # ------------------------------------------------------------------ set names
-    def _set_names(self, stage: str) -> list[str]:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        datasets = getattr(datamodule, f"{stage}_datasets", None)
-        if isinstance(datasets, Mapping) and datasets:
-            return [stage if name == UNNAMED_SET else name for name in datasets]
-        return [stage]
-
     @override
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate"):
-            self.val_metrics = nn.ModuleDict({n: _metrics() for n in self._set_names("val")})
+            names = evaluation_set_names(self, "val")
+            self.val_metrics = nn.ModuleDict({n: _metrics() for n in names})
         if stage == "test":
-            self.test_metrics = nn.ModuleDict({n: _metrics() for n in self._set_names("test")})
+            names = evaluation_set_names(self, "test")
+            self.test_metrics = nn.ModuleDict({n: _metrics() for n in names})
 
     # ------------------------------------------------------------------ steps
     @override
