@@ -79,7 +79,7 @@ def cast(
                         flags[cover_offset[instance] + local] = 1.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=True)
 def shade_pixels(
     width: int,
     height: int,
