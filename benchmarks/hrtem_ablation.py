@@ -24,14 +24,9 @@ deviation over seeds (the sample standard deviation; with 3 seeds it is rough).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from lightning_synth.experiments import Cell, run_cell, summarise
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "hrtem_seg.py"
 RECORDS = Path(__file__).parents[1] / "docs" / "hrtem_ablation"
@@ -47,48 +42,6 @@ NOISE = {
 }
 STUDIES = {"fidelity": FIDELITY, "noise": NOISE}
 METRICS = ("f1", "iou", "precision", "recall")
-
-
-def run(
-    name: str, options: list[str], seed: int, root: Path, records: Path, extra: list[str]
-) -> dict:
-    record = records / f"{name}-seed{seed}.json"
-    if record.exists():
-        return json.loads(record.read_text())["metrics"]
-    directory = root / f"{name}-seed{seed}"
-    results = directory / "lightning_logs" / "version_0" / "results.json"
-    recorded = [f"--seed_everything={seed}", f"--data.seed={seed}", *options, *extra]
-    arguments = [
-        *recorded,
-        f"--data.cache_dir={directory / 'cache'}",
-        f"--trainer.default_root_dir={directory}",
-        f"--trainer.logger.init_args.save_dir={directory}",
-        "--trainer.enable_progress_bar=false",
-    ]
-    seconds = None
-    if not results.exists():
-        start = time.perf_counter()
-        print(f"--- running {name}, seed {seed} -> {directory}", flush=True)
-        subprocess.run([sys.executable, str(RECIPE), *arguments], check=True)
-        seconds = round(time.perf_counter() - start)
-        print(f"--- {name}, seed {seed}: {seconds} s", flush=True)
-    metrics = json.loads(results.read_text())
-    records.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "condition": name,
-        "seed": seed,
-        "recipe_options": recorded,  # the run's own directories left out
-        "metrics": metrics,
-        "wall_seconds": seconds,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-    }
-    record.write_text(json.dumps(payload, indent=2) + "\n")
-    return metrics
-
-
-def summary(values: list[float]) -> str:
-    spread = f" +- {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.3f}{spread}"
 
 
 def main() -> None:
@@ -110,9 +63,10 @@ def main() -> None:
             if args.conditions and name not in args.conditions:
                 continue
             scores = [
-                run(name, options, seed, args.root, args.records, extra) for seed in args.seeds
+                run_cell(Cell(RECIPE, name, tuple(options), seed), args.root, args.records, extra)
+                for seed in args.seeds
             ]
-            cells = [summary([s[f"test/heldout/{m}"] for s in scores]) for m in METRICS]
+            cells = [summarise([s[f"test/heldout/{m}"] for s in scores]) for m in METRICS]
             rows.append(f"| {name} | " + " | ".join(cells) + f" | {len(scores)} |")
         header = f"| {study}: trained on | " + " | ".join(f"held-out {m}" for m in METRICS)
         tables.append(

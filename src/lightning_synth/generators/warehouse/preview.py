@@ -2,7 +2,7 @@
 
     python -m lightning_synth.generators.warehouse preview --out pallets.png \
         [--levels realistic half_realistic random] [--samples 4] [--width 640 --height 480]
-        [--standins]
+        [--standins] [--colors 256]
 
 Kept pallets get a green box, pallets dropped by the visibility filter a yellow one. One row
 per level (and per stand-in domain with ``--standins``).
@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     preview.add_argument("--height", type=int, default=480)
     preview.add_argument("--standins", action="store_true", help="add the stand-in domains")
     preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument(
+        "--colors", type=int, help="quantise to this many colours (a smaller PNG, e.g. 256)"
+    )
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error(f"--samples must be >= 1, got {args.samples}")
@@ -91,5 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.levels, args.samples, args.width, args.height, args.standins, args.seed
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(args.out)
+    if args.colors:
+        grid = grid.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT)
+    grid.save(args.out, optimize=True)
     print(f"wrote {args.out} ({grid.width} x {grid.height})")

@@ -1,0 +1,92 @@
+"""One cell of a study: a recipe run with given options and seed, recorded once it finished.
+
+A finished run leaves a small JSON record (its metrics, options, wall time and machine) in a
+records folder that is meant to be committed; a cell whose record exists is not run again,
+so a study resumes where it stopped, on the same machine or another one. The run's own
+outputs (cache, checkpoints, logs) go to a scratch folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recipe run: the recipe script, a name, recipe options and a seed."""
+
+    recipe: Path
+    name: str
+    options: tuple[str, ...] = field(default_factory=tuple)
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        """File-name stem of the cell's record and scratch folder."""
+        return f"{self.name}-seed{self.seed}"
+
+
+def run_cell(
+    cell: Cell, scratch: Path, records: Path, extra: Sequence[str] = (), quiet: bool = False
+) -> dict[str, float]:
+    """The metrics of ``cell``: from its record, or by running the recipe and recording it.
+
+    The recipe gets ``--seed_everything``, ``--data.seed``, the cell's options, ``extra`` and
+    its scratch folder (``--data.cache_dir``, ``--trainer.default_root_dir``, the logger's
+    ``save_dir``); it must write ``lightning_logs/version_0/results.json`` there.
+    """
+    record = records / f"{cell.key}.json"
+    if record.exists():
+        return json.loads(record.read_text())["metrics"]
+    directory = scratch / cell.key
+    results = directory / "lightning_logs" / "version_0" / "results.json"
+    recorded = [f"--seed_everything={cell.seed}", f"--data.seed={cell.seed}", *cell.options, *extra]
+    arguments = [
+        *recorded,
+        f"--data.cache_dir={directory / 'cache'}",
+        f"--trainer.default_root_dir={directory}",
+        f"--trainer.logger.init_args.save_dir={directory}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    seconds = None
+    if not results.exists():
+        start = time.perf_counter()
+        print(f"--- running {cell.key} -> {directory}", flush=True)
+        output = subprocess.DEVNULL if quiet else None
+        subprocess.run([sys.executable, str(cell.recipe), *arguments], check=True, stdout=output)
+        seconds = round(time.perf_counter() - start)
+        print(f"--- {cell.key}: {seconds} s", flush=True)
+    metrics = json.loads(results.read_text())
+    records.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "condition": cell.name,
+        "seed": cell.seed,
+        "recipe": cell.recipe.name,
+        "recipe_options": recorded,  # the run's own folders left out
+        "metrics": metrics,
+        "wall_seconds": seconds,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
+    record.write_text(json.dumps(payload, indent=2) + "\n")
+    return metrics
+
+
+def summarise(values: Sequence[float]) -> str:
+    """``mean +- sample standard deviation`` with three decimals (just the mean for one).
+
+    Example:
+        >>> summarise([0.5, 0.7]), summarise([0.25])
+        ('0.600 +- 0.141', '0.250')
+    """
+    spread = f" +- {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.3f}{spread}"

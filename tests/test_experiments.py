@@ -1,0 +1,36 @@
+"""Study cells: a run is recorded once and not run again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lightning_synth.experiments import Cell, run_cell
+
+FAKE_RECIPE = """
+import json, sys
+from pathlib import Path
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+root = Path(args["trainer.default_root_dir"]) / "lightning_logs" / "version_0"
+root.mkdir(parents=True)
+calls = Path(args["calls"])
+calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
+(root / "results.json").write_text(json.dumps({"test/x/map": float(args["seed_everything"]) / 10}))
+"""
+
+
+def test_a_cell_runs_once_and_its_record_resumes_a_study(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(FAKE_RECIPE)
+    calls = tmp_path / "calls.txt"
+    cell = Cell(recipe, "mixed", (f"--calls={calls}",), seed=3)
+    scratch, records = tmp_path / "runs", tmp_path / "records"
+    assert run_cell(cell, scratch, records, quiet=True) == {"test/x/map": 0.3}
+    record = json.loads((records / "mixed-seed3.json").read_text())
+    assert record["metrics"] == {"test/x/map": 0.3} and record["seed"] == 3
+    assert "--data.seed=3" in record["recipe_options"]
+    assert not any("cache_dir" in option for option in record["recipe_options"])
+    # A second call, or a call on another machine with only the records, runs nothing.
+    assert run_cell(cell, scratch, records) == {"test/x/map": 0.3}
+    assert run_cell(cell, tmp_path / "elsewhere", records) == {"test/x/map": 0.3}
+    assert calls.read_text() == "x"
