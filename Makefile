@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-toy test lint format bench install clean
+.PHONY: demo demo-pallets demo-toy test lint format bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 # The main job: the HRTEM segmentation recipe's CPU default (about 15 minutes on 2 cores).
 demo: $(STAMP)
 	$(BIN)/python recipes/hrtem_seg.py
+
+# The pallet detection recipe's CPU default.
+demo-pallets: $(STAMP)
+	$(BIN)/python recipes/pallet_det.py
 
 # A quick look at bridged transfer on toy data (about 15 seconds).
 demo-toy: $(STAMP)
