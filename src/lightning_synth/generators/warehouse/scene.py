@@ -422,18 +422,25 @@ def _add_rack_row(
     front = row_y - side * depth / 2  # aisle side of the row
     top = levels[-1] + 0.2
     targets = []
-    for b in range(bays + 1):
-        x = start + b * bay
-        for y in (row_y - depth / 2, row_y + depth / 2):
-            boxes.add((x, y, top / 2), (0.08, 0.08, top), material=frame)
+    sides = np.array([row_y - depth / 2, row_y + depth / 2])
+    # Uprights at every bay boundary, front and back.
+    grid_x, grid_y = np.meshgrid(start + bay * np.arange(bays + 1), sides, indexing="ij")
+    count = grid_x.size
+    centers = np.stack([grid_x.ravel(), grid_y.ravel(), np.full(count, top / 2)], axis=1)
+    boxes.add_many(centers, np.tile([0.08, 0.08, top], (count, 1)), np.eye(3), frame, -1)
+    # Beams per bay, level and side, in three pieces: tighter screen rectangles, less work
+    # for the ray caster.
+    piece = (bay - 0.08) / 3
+    if len(levels) > 1:
+        index, height, across, part = np.meshgrid(
+            np.arange(bays), np.array(levels[1:]), sides, np.arange(3), indexing="ij"
+        )
+        cx = start + index * bay + 0.04 + (part + 0.5) * piece
+        centers = np.stack([cx.ravel(), across.ravel(), height.ravel() - 0.06], axis=1)
+        sizes = np.tile([piece, 0.05, 0.12], (len(centers), 1))
+        boxes.add_many(centers, sizes, np.eye(3), beam, -1)
     for b in range(bays):
         x0 = start + b * bay
-        for z in levels[1:]:
-            for y in (row_y - depth / 2, row_y + depth / 2):
-                # Beams in three pieces: tighter screen rectangles, less work for the ray caster.
-                for piece in range(3):
-                    cx = x0 + 0.04 + (piece + 0.5) * (bay - 0.08) / 3
-                    boxes.add((cx, y, z - 0.06), ((bay - 0.08) / 3, 0.05, 0.12), material=beam)
         for z in levels:
             for slot in range(2):
                 if rng.random() >= config.rack_fill:
