@@ -165,3 +165,31 @@ def test_non_finite_loss_stops_with_the_terms() -> None:
         match=r"training loss is nan at step 0 \(loss_classifier nan, loss_box_reg 0.5\)",
     ):
         task.training_step(batch, 0)
+
+
+def test_detector_options_anchors_heads_and_errors() -> None:
+    from lightning_synth.tasks.detection import build_detector
+
+    model = build_detector(
+        "fasterrcnn_resnet18_fpn",
+        2,
+        anchor_sizes=[16, 32, 64, 128, 256],
+        aspect_ratios=[0.125, 1.0],
+    )
+    assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
+    assert model.rpn.head.cls_logits.out_channels == 2
+    mobile = build_detector(
+        "fasterrcnn_mobilenet_v3_large_fpn", 2, anchor_sizes=[16, 32], aspect_ratios=[0.25]
+    )
+    assert mobile.rpn.anchor_generator.num_anchors_per_location() == [2, 2, 2]
+    task = DetectionTask(model="fasterrcnn_mobilenet_v3_large_320_fpn", representation_size=64)
+    assert task.model.roi_heads.box_head.fc7.out_features == 64
+    assert task.model.roi_heads.box_predictor.bbox_pred.out_features == 2 * 4
+    with pytest.raises(ValueError, match=r"one size per pyramid level \(5\)"):
+        build_detector("fasterrcnn_resnet50_fpn", 2, anchor_sizes=[16, 32])
+    with pytest.raises(ValueError, match="no pretrained fasterrcnn_resnet18_fpn"):
+        build_detector("fasterrcnn_resnet18_fpn", 2, pretrained=True)
+    with pytest.raises(ValueError, match="model must be one of"):
+        build_detector("yolo", 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_classes counts the background"):
+        build_detector("fasterrcnn_resnet18_fpn", 1)

@@ -102,8 +102,10 @@ class PalletDataModule(SynthRealDataModule):
     """Rendered pallets (one pool per realism level), real images, ID and OOD evaluation sets.
 
     **Synthetic pools.** One per level in ``realism`` (``"realistic"``, ``"half_realistic"``,
-    ``"random"``), ``synthetic_samples`` each, rendered from ``seed``; ``scene`` overrides
-    any :class:`~lightning_synth.generators.warehouse.SceneConfig` knob of every level.
+    ``"random"``), ``synthetic_samples`` each, rendered from ``seed``; ``synthetic_scene``
+    overrides any :class:`~lightning_synth.generators.warehouse.SceneConfig` knob of every
+    level (e.g. for a sweep), ``scene`` any knob of every rendered set, stand-ins included
+    (e.g. ``min_box_side``, so that all sets are annotated alike).
 
     **Real data.** A COCO set (``real_annotations``, ``real_images``), or, until a user has
     one, ``real_samples`` images of the stand-in ``id`` domain (see
@@ -126,7 +128,8 @@ class PalletDataModule(SynthRealDataModule):
         test_samples: Samples per stand-in test set.
         width: Image width of rendered sets [pixels].
         height: Image height of rendered sets [pixels].
-        scene: SceneConfig fields to override in every synthetic level.
+        scene: SceneConfig fields to override in every rendered set (synthetic and stand-in).
+        synthetic_scene: SceneConfig fields to override in the synthetic levels only.
         real_annotations: COCO JSON of the user's real training images.
         real_images: Their folder (default: the JSON's folder).
         eval_annotations: Named COCO JSON files for validation and test.
@@ -141,6 +144,8 @@ class PalletDataModule(SynthRealDataModule):
         real_fraction: See :class:`SynthRealDataModule`.
         synthetic_fraction: See :class:`SynthRealDataModule`.
         batch_size: Training batch size per rank.
+        batches_per_epoch: Training batches per epoch, whatever the strategy (equal budgets
+            across strategies); None derives it from the pools.
         num_workers: DataLoader workers.
         flip: Random left-right flips of training batches.
         seed: Seed of the synthetic pools, the subsets and the shuffles.
@@ -156,6 +161,7 @@ class PalletDataModule(SynthRealDataModule):
         width: int = 640,
         height: int = 480,
         scene: dict[str, Any] | None = None,
+        synthetic_scene: dict[str, Any] | None = None,
         real_annotations: str | None = None,
         real_images: str | None = None,
         eval_annotations: dict[str, str] | None = None,
@@ -170,6 +176,7 @@ class PalletDataModule(SynthRealDataModule):
         real_fraction: float = 1.0,
         synthetic_fraction: float = 1.0,
         batch_size: int = 4,
+        batches_per_epoch: int | None = None,
         num_workers: int = 0,
         flip: bool = True,
         seed: int = 0,
@@ -201,10 +208,10 @@ class PalletDataModule(SynthRealDataModule):
         self.render_workers = render_workers
         self.flip = flip
         self._rendered: dict[str, tuple[SceneConfig, int, int]] = {}
-        size = {"width": width, "height": height}
-        overrides = dict(scene or {})
+        size = {"width": width, "height": height, **dict(scene or {})}
+        overrides = {**size, **dict(synthetic_scene or {})}
         for level in levels:
-            config = realism_config(level, **size, **overrides)
+            config = realism_config(level, **overrides)
             self._rendered[f"synthetic-{level}"] = (
                 config,
                 synthetic_samples,
@@ -249,6 +256,7 @@ class PalletDataModule(SynthRealDataModule):
             synthetic_fraction=synthetic_fraction,
             batch_size=batch_size,
             num_workers=num_workers,
+            batches_per_epoch=batches_per_epoch,
             collate_fn=partial(collate_samples, list_keys=LIST_KEYS | {"image"}),
             seed=seed,
         )

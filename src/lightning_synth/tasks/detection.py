@@ -16,17 +16,52 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.models import detection
+from torchvision.ops import misc as misc_ops
 from typing_extensions import override
 
 from lightning_synth.tasks.base import evaluation_set_names
 
 DetectorName = Literal[
     "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet18_fpn",
     "fasterrcnn_mobilenet_v3_large_fpn",
     "fasterrcnn_mobilenet_v3_large_320_fpn",
 ]
+
+
+def fasterrcnn_resnet18_fpn(
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    num_classes: int = 91,
+    trainable_backbone_layers: int = 5,
+    **options: Any,
+) -> nn.Module:
+    """Faster R-CNN on a ResNet-18-FPN: torchvision's ResNet-50 model with a lighter backbone.
+
+    torchvision has no such detector, so there are no detector weights (``weights`` must be
+    None); ``weights_backbone="DEFAULT"`` downloads ImageNet ResNet-18 weights.
+    """
+    if weights is not None:
+        msg = "there are no pretrained fasterrcnn_resnet18_fpn detectors; use pretrained_backbone"
+        raise ValueError(msg)
+    from torchvision.models import ResNet18_Weights
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.models.detection.faster_rcnn import FasterRCNN
+
+    backbone_weights = ResNet18_Weights.DEFAULT if weights_backbone else None
+    norm = misc_ops.FrozenBatchNorm2d if backbone_weights else nn.BatchNorm2d
+    backbone = resnet_fpn_backbone(
+        backbone_name="resnet18",
+        weights=backbone_weights,
+        trainable_layers=trainable_backbone_layers,
+        norm_layer=norm,
+    )
+    return FasterRCNN(backbone, num_classes=num_classes, **options)
+
+
 _DETECTORS = {
     "fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
+    "fasterrcnn_resnet18_fpn": fasterrcnn_resnet18_fpn,
     "fasterrcnn_mobilenet_v3_large_fpn": detection.fasterrcnn_mobilenet_v3_large_fpn,
     "fasterrcnn_mobilenet_v3_large_320_fpn": detection.fasterrcnn_mobilenet_v3_large_320_fpn,
 }
@@ -42,6 +77,8 @@ def build_detector(
     min_size: int = 480,
     max_size: int = 640,
     trainable_backbone_layers: int | None = None,
+    anchor_sizes: Sequence[int] | None = None,
+    aspect_ratios: Sequence[float] | None = None,
     **options: Any,
 ) -> nn.Module:
     """A torchvision Faster R-CNN with ``num_classes`` classes (background included).
@@ -49,7 +86,10 @@ def build_detector(
     Nothing is downloaded unless ``pretrained`` (COCO-trained detector; its box predictor is
     replaced for ``num_classes``) or ``pretrained_backbone`` (ImageNet backbone) is set.
     Without weights, batch norms train (torchvision freezes them only for pretrained ones).
-    Further ``options`` go to torchvision's ``FasterRCNN`` (e.g. ``box_batch_size_per_image``).
+    ``anchor_sizes`` and ``aspect_ratios`` (height over width) replace the RPN's anchors and,
+    with them, its head: ResNet-FPN detectors take one size per pyramid level, MobileNet ones
+    every size on each of their levels. Further ``options`` go to torchvision's
+    ``FasterRCNN`` (e.g. ``box_batch_size_per_image``).
 
     Example:
         >>> model = build_detector("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2)
@@ -72,9 +112,42 @@ def build_detector(
 
         features = model.roi_heads.box_predictor.cls_score.in_features
         model.roi_heads.box_predictor = FastRCNNPredictor(features, num_classes)
-        return model
-    backbone = "DEFAULT" if pretrained_backbone else None
-    return builder(weights=None, weights_backbone=backbone, num_classes=num_classes, **options)
+    else:
+        backbone = "DEFAULT" if pretrained_backbone else None
+        model = builder(weights=None, weights_backbone=backbone, num_classes=num_classes, **options)
+    if anchor_sizes is not None or aspect_ratios is not None:
+        _replace_anchors(model, anchor_sizes, aspect_ratios)
+    return model
+
+
+def _replace_anchors(
+    model: nn.Module, sizes: Sequence[int] | None, ratios: Sequence[float] | None
+) -> None:
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.rpn import RPNHead
+
+    rpn: Any = model.rpn
+    old = rpn.anchor_generator
+    levels = len(old.sizes)
+    one_per_level = all(len(level) == 1 for level in old.sizes)
+    if sizes is None:
+        per_level = old.sizes
+    elif one_per_level:
+        if len(sizes) != levels:
+            msg = f"anchor_sizes must give one size per pyramid level ({levels}), got {list(sizes)}"
+            raise ValueError(msg)
+        per_level = tuple((int(size),) for size in sizes)
+    else:
+        per_level = (tuple(int(size) for size in sizes),) * levels
+    ratio_levels = (
+        old.aspect_ratios if ratios is None else (tuple(float(r) for r in ratios),) * levels
+    )
+    if min(min(r) for r in ratio_levels) <= 0 or min(min(s) for s in per_level) <= 0:
+        msg = f"anchor sizes and aspect ratios must be positive, got {per_level} and {ratio_levels}"
+        raise ValueError(msg)
+    rpn.anchor_generator = AnchorGenerator(per_level, ratio_levels)
+    channels = rpn.head.conv[0][0].in_channels
+    rpn.head = RPNHead(channels, rpn.anchor_generator.num_anchors_per_location()[0])
 
 
 class DetectionTask(LightningModule):
@@ -85,7 +158,8 @@ class DetectionTask(LightningModule):
     A non-finite loss stops the run with the loss terms in the message.
 
     Args:
-        model: torchvision detector: ResNet-50-FPN (default) or a MobileNet-v3 one for CPUs.
+        model: Faster R-CNN variant: ResNet-50-FPN (default, torchvision's), ResNet-18-FPN
+            (lighter, same architecture), or torchvision's MobileNet-v3 ones.
         num_classes: Classes including the background.
         pretrained: Start from torchvision's COCO-trained weights (downloads them).
         pretrained_backbone: Start from an ImageNet backbone (downloads it).
@@ -94,6 +168,12 @@ class DetectionTask(LightningModule):
         trainable_backbone_layers: Backbone stages to train (torchvision's default if None).
         box_batch_size_per_image: Proposals sampled per image for the box head's loss
             (torchvision's 512; fewer make CPU steps cheaper, the box head's cost is linear in it).
+        anchor_sizes: RPN anchor sizes [pixels] (torchvision's 32 to 512 if None).
+        aspect_ratios: RPN anchor aspect ratios, height over width (torchvision's 0.5, 1,
+            2 if None). Pallets seen from the front are 5 to 8 times wider than high.
+        representation_size: Width of the box head's two fully connected layers
+            (torchvision's 1024; its first layer alone is 12544 x 1024, the largest matrix
+            product of a training step at small image sizes).
         channels_last: Keep the model in the channels-last memory format. On CPUs it avoids a
             very slow path of depthwise convolutions (MobileNet): their backward pass took
             6.4 s in NCHW and 88 ms channels-last on this project's development machine.
@@ -115,6 +195,9 @@ class DetectionTask(LightningModule):
         max_size: int = 640,
         trainable_backbone_layers: int | None = None,
         box_batch_size_per_image: int = 512,
+        anchor_sizes: list[int] | None = None,
+        aspect_ratios: list[float] | None = None,
+        representation_size: int = 1024,
         channels_last: bool = False,
         optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.01,
@@ -139,11 +222,20 @@ class DetectionTask(LightningModule):
             min_size,
             max_size,
             trainable_backbone_layers,
+            anchor_sizes,
+            aspect_ratios,
             box_batch_size_per_image=box_batch_size_per_image,
         )
+        roi_heads: Any = self.model.roi_heads
+        if representation_size != roi_heads.box_predictor.cls_score.in_features:
+            from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+
+            resolution = roi_heads.box_roi_pool.output_size[0]
+            channels = self.model.backbone.out_channels  # type: ignore[union-attr]
+            roi_heads.box_head = TwoMLPHead(channels * resolution**2, representation_size)
+            roi_heads.box_predictor = FastRCNNPredictor(representation_size, num_classes)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        roi_heads: Any = self.model.roi_heads
         roi_heads.score_thresh = score_threshold
         roi_heads.detections_per_img = detections_per_image
         self.val_metrics = nn.ModuleDict()

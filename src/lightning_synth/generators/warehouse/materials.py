@@ -88,6 +88,8 @@ class Light:
 
 #: Texels per side of a material's texture tile; a tile spans 4 of its features.
 TILE = 64
+_S, _T = np.meshgrid(np.arange(TILE), np.arange(TILE), indexing="ij")
+_WRAP = np.arange(2 * TILE) % TILE  # rows and columns of a tile shifted by up to TILE
 
 
 @dataclass
@@ -160,9 +162,11 @@ def _bake(
 
     def layer(name: str) -> np.ndarray:
         shift = rng.integers(0, TILE, 2)  # each material sees its own part of the noise
-        return np.roll(layers[name], tuple(int(v) for v in shift), axis=(0, 1))
+        return layers[name][
+            _WRAP[shift[0] : shift[0] + TILE, None], _WRAP[None, shift[1] : shift[1] + TILE]
+        ]
 
-    s, t = np.meshgrid(np.arange(TILE), np.arange(TILE), indexing="ij")
+    s, t = _S, _T
     feature = TILE // 4
     fine, coarse = layer("fine"), layer("coarse")
     mix = np.zeros((TILE, TILE))

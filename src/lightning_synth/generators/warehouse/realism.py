@@ -35,7 +35,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "realistic": {},
     "half_realistic": {
         "layout": "open",
-        "floor_pallets": (3, 9),
+        "floor_pallets": (4, 12),
         "surroundings": "random",
         "distractors": (5, 14),
         "light_model": "random",
@@ -48,7 +48,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
     },
     "random": {
         "layout": "open",
-        "floor_pallets": (3, 10),
+        "floor_pallets": (4, 12),
         "pallet_appearance": "random",
         "load_appearance": "random",
         "surroundings": "random",

@@ -74,6 +74,8 @@ class SceneConfig:
         ceiling_camera_share: Share of images seen from a ceiling camera instead.
         ceiling_camera_height: Ceiling camera height range [m].
         camera_distance: Range of distances from the camera to the pallet it aims at [m].
+        max_pitch: Largest angle [degrees] a forklift-height camera looks up or down (the
+            aim point moves to respect it); ceiling cameras look 10-75 degrees down.
         fov: Horizontal field of view range [degrees].
         yaw_jitter: Standard deviation of pallet yaw around the aligned directions [rad].
         aim_jitter: Standard deviation of the aim point around the chosen pallet [m].
@@ -116,6 +118,7 @@ class SceneConfig:
     ceiling_camera_share: float = 0.15
     ceiling_camera_height: Range = (4.0, 7.0)
     camera_distance: Range = (2.5, 9.0)
+    max_pitch: float = 30.0
     fov: Range = (55.0, 80.0)
     yaw_jitter: float = 0.15
     aim_jitter: float = 0.6
@@ -521,6 +524,12 @@ def _draw_camera(
         y = float(np.clip(y, aisle_y - 1.0, aisle_y + 1.0))  # stay in the aisle
     if abs(x - target[0]) + abs(y - target[1]) < 0.3:
         x -= 1.0
+    # Keep the pitch plausible: a forklift camera looks about level, a ceiling one down.
+    low, high = (-75.0, -10.0) if ceiling else (-config.max_pitch, config.max_pitch)
+    horizontal = math.hypot(target[0] - x, target[1] - y)
+    pitch = math.degrees(math.atan2(target[2] - height, horizontal))
+    if not low <= pitch <= high:
+        target[2] = height + horizontal * math.tan(math.radians(min(max(pitch, low), high)))
     fov = _uniform(rng, config.fov)
     roll = float(rng.normal(0.0, 0.02))
     return Camera.look_at(

@@ -77,4 +77,9 @@ def standin_config(domain: StandInDomain, **overrides: Any) -> SceneConfig:
     if domain not in _DOMAINS:
         msg = f"domain must be one of {STANDIN_DOMAINS}, got {domain!r}"
         raise ValueError(msg)
+    names = {item.name for item in dataclasses.fields(SceneConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        msg = f"unknown SceneConfig fields {unknown}; the fields are {sorted(names)}"
+        raise ValueError(msg)
     return dataclasses.replace(SceneConfig(**_DOMAINS[domain]), **overrides)
