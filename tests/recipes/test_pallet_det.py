@@ -193,3 +193,32 @@ def test_detector_options_anchors_heads_and_errors() -> None:
         build_detector("yolo", 2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_classes counts the background"):
         build_detector("fasterrcnn_resnet18_fpn", 1)
+
+
+def test_stride8_mobilenet_pyramid_levels_and_options() -> None:
+    from lightning_synth.tasks.detection import build_detector
+
+    model = build_detector("fasterrcnn_mobilenet_v3_large_stride8_fpn", 2, fpn_channels=32)
+    levels = model.backbone(torch.zeros(1, 3, 64, 96))
+    assert {name: tuple(level.shape[1:]) for name, level in levels.items()} == {
+        "0": (32, 8, 12),  # stride 8
+        "1": (32, 4, 6),
+        "2": (32, 2, 3),
+        "pool": (32, 1, 2),
+    }
+    assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,))
+    assert all(p.requires_grad for p in model.backbone.parameters())
+    partly = build_detector(
+        "fasterrcnn_mobilenet_v3_large_stride8_fpn", 2, trainable_backbone_layers=2
+    )
+    body = partly.backbone.body
+    assert not any(p.requires_grad for p in body["12"].parameters())
+    assert all(p.requires_grad for p in body["13"].parameters())
+    with pytest.raises(ValueError, match="fpn_channels is only an option of"):
+        build_detector("fasterrcnn_resnet18_fpn", 2, fpn_channels=64)
+    with pytest.raises(ValueError, match="fpn_channels must be >= 1, got 0"):
+        build_detector("fasterrcnn_mobilenet_v3_large_stride8_fpn", 2, fpn_channels=0)
+    with pytest.raises(ValueError, match=r"trainable_backbone_layers must be in \[0, 6\], got 7"):
+        build_detector("fasterrcnn_mobilenet_v3_large_stride8_fpn", 2, trainable_backbone_layers=7)
+    with pytest.raises(ValueError, match="no pretrained fasterrcnn_mobilenet_v3_large_stride8"):
+        build_detector("fasterrcnn_mobilenet_v3_large_stride8_fpn", 2, pretrained=True)

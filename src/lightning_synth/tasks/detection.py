@@ -26,6 +26,7 @@ DetectorName = Literal[
     "fasterrcnn_resnet18_fpn",
     "fasterrcnn_mobilenet_v3_large_fpn",
     "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "fasterrcnn_mobilenet_v3_large_stride8_fpn",
 ]
 
 
@@ -59,11 +60,76 @@ def fasterrcnn_resnet18_fpn(
     return FasterRCNN(backbone, num_classes=num_classes, **options)
 
 
+def fasterrcnn_mobilenet_v3_large_stride8_fpn(
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    num_classes: int = 91,
+    trainable_backbone_layers: int | None = None,
+    fpn_channels: int = 128,
+    **options: Any,
+) -> nn.Module:
+    """Faster R-CNN on a MobileNet-v3-Large whose feature pyramid starts at stride 8.
+
+    torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` feeds its pyramid from two stride-32
+    stages only (an 8 x 10 grid for a 320 x 240 image), too coarse for objects of 10-30
+    pixels. This one takes the last block at each resolution, strides 8, 16 and 32 (40, 112
+    and 960 channels), plus a max-pooled stride-64 level: one anchor size per level, like the
+    ResNet-FPN detectors (16, 32, 64 and 128 pixels unless ``anchor_sizes`` says otherwise).
+    ``fpn_channels`` is the pyramid's width (256 in torchvision; 128 keeps the stride-8 convs
+    of the pyramid and the RPN cheap on a CPU). There are no detector weights (``weights``
+    must be None); ``weights_backbone="DEFAULT"`` downloads ImageNet MobileNet-v3 weights.
+    """
+    if weights is not None:
+        msg = (
+            "there are no pretrained fasterrcnn_mobilenet_v3_large_stride8_fpn detectors; "
+            "use pretrained_backbone"
+        )
+        raise ValueError(msg)
+    from torchvision.models import MobileNet_V3_Large_Weights, mobilenet_v3_large
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.models.detection.faster_rcnn import FasterRCNN
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+    backbone_weights = MobileNet_V3_Large_Weights.DEFAULT if weights_backbone else None
+    norm = misc_ops.FrozenBatchNorm2d if backbone_weights else nn.BatchNorm2d
+    features = mobilenet_v3_large(weights=backbone_weights, norm_layer=norm).features
+    # The blocks that start a new resolution (and the first and last block), as torchvision
+    # counts trainable stages.
+    stage_starts = [0] + [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)]
+    stage_starts.append(len(features) - 1)
+    trainable = trainable_backbone_layers
+    if trainable is None:
+        trainable = 3 if backbone_weights else len(stage_starts)
+    if not 0 <= trainable <= len(stage_starts):
+        msg = f"trainable_backbone_layers must be in [0, {len(stage_starts)}], got {trainable}"
+        raise ValueError(msg)
+    first_trained = (
+        len(features) if trainable == 0 else stage_starts[len(stage_starts) - trainable]
+    )
+    for block in features[:first_trained]:
+        block.requires_grad_(False)
+    # The last block of each resolution from stride 8 on: the block before the stride-16
+    # and stride-32 ones start, and the final one.
+    ends = [i - 1 for i in stage_starts[3:-1]] + [len(features) - 1]
+    backbone = BackboneWithFPN(
+        features,
+        {str(index): str(level) for level, index in enumerate(ends)},
+        [features[index].out_channels for index in ends],
+        fpn_channels,
+        extra_blocks=LastLevelMaxPool(),
+    )
+    sizes = ((16,), (32,), (64,), (128,))
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    return FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors, **options)
+
+
 _DETECTORS = {
     "fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
     "fasterrcnn_resnet18_fpn": fasterrcnn_resnet18_fpn,
     "fasterrcnn_mobilenet_v3_large_fpn": detection.fasterrcnn_mobilenet_v3_large_fpn,
     "fasterrcnn_mobilenet_v3_large_320_fpn": detection.fasterrcnn_mobilenet_v3_large_320_fpn,
+    "fasterrcnn_mobilenet_v3_large_stride8_fpn": fasterrcnn_mobilenet_v3_large_stride8_fpn,
 }
 #: The scalar entries of MeanAveragePrecision's result that are logged.
 LOGGED_METRICS = ("map", "map_50", "map_75", "mar_100")
@@ -79,6 +145,7 @@ def build_detector(
     trainable_backbone_layers: int | None = None,
     anchor_sizes: Sequence[int] | None = None,
     aspect_ratios: Sequence[float] | None = None,
+    fpn_channels: int | None = None,
     **options: Any,
 ) -> nn.Module:
     """A torchvision Faster R-CNN with ``num_classes`` classes (background included).
@@ -88,7 +155,8 @@ def build_detector(
     Without weights, batch norms train (torchvision freezes them only for pretrained ones).
     ``anchor_sizes`` and ``aspect_ratios`` (height over width) replace the RPN's anchors and,
     with them, its head: ResNet-FPN detectors take one size per pyramid level, MobileNet ones
-    every size on each of their levels. Further ``options`` go to torchvision's
+    every size on each of their levels. ``fpn_channels`` sets the pyramid's width of the
+    ``stride8`` MobileNet detector (the others keep torchvision's 256). Further ``options`` go to torchvision's
     ``FasterRCNN`` (e.g. ``box_batch_size_per_image``).
 
     Example:
@@ -104,6 +172,14 @@ def build_detector(
         raise ValueError(msg)
     builder = _DETECTORS[name]
     options = {"min_size": min_size, "max_size": max_size, **options}
+    if fpn_channels is not None:
+        if builder is not fasterrcnn_mobilenet_v3_large_stride8_fpn:
+            msg = f"fpn_channels is only an option of fasterrcnn_mobilenet_v3_large_stride8_fpn, not {name}"
+            raise ValueError(msg)
+        if fpn_channels < 1:
+            msg = f"fpn_channels must be >= 1, got {fpn_channels}"
+            raise ValueError(msg)
+        options["fpn_channels"] = fpn_channels
     if trainable_backbone_layers is not None:
         options["trainable_backbone_layers"] = trainable_backbone_layers
     if pretrained:
@@ -159,7 +235,9 @@ class DetectionTask(LightningModule):
 
     Args:
         model: Faster R-CNN variant: ResNet-50-FPN (default, torchvision's), ResNet-18-FPN
-            (lighter, same architecture), or torchvision's MobileNet-v3 ones.
+            (lighter, same architecture), torchvision's MobileNet-v3 ones (their pyramid
+            starts at stride 32), or a MobileNet-v3 whose pyramid starts at stride 8
+            (``fasterrcnn_mobilenet_v3_large_stride8_fpn``, for small objects on a CPU).
         num_classes: Classes including the background.
         pretrained: Start from torchvision's COCO-trained weights (downloads them).
         pretrained_backbone: Start from an ImageNet backbone (downloads it).
@@ -174,6 +252,8 @@ class DetectionTask(LightningModule):
         representation_size: Width of the box head's two fully connected layers
             (torchvision's 1024; its first layer alone is 12544 x 1024, the largest matrix
             product of a training step at small image sizes).
+        fpn_channels: Width of the feature pyramid of the ``stride8`` MobileNet detector
+            (128 if None; the other detectors keep torchvision's 256).
         channels_last: Keep the model in the channels-last memory format. On CPUs it avoids a
             very slow path of depthwise convolutions (MobileNet): their backward pass took
             6.4 s in NCHW and 88 ms channels-last on this project's development machine.
@@ -198,6 +278,7 @@ class DetectionTask(LightningModule):
         anchor_sizes: list[int] | None = None,
         aspect_ratios: list[float] | None = None,
         representation_size: int = 1024,
+        fpn_channels: int | None = None,
         channels_last: bool = False,
         optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.01,
@@ -224,6 +305,7 @@ class DetectionTask(LightningModule):
             trainable_backbone_layers,
             anchor_sizes,
             aspect_ratios,
+            fpn_channels,
             box_batch_size_per_image=box_batch_size_per_image,
         )
         roi_heads: Any = self.model.roi_heads
