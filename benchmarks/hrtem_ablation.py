@@ -18,7 +18,9 @@ condition is compared on the same test images.
   held-out set).
 
 Prints a Markdown table per study: held-out F1, IoU, precision and recall, mean +- standard
-deviation over seeds (the sample standard deviation; with 3 seeds it is rough).
+deviation over seeds (the sample standard deviation; with 3 seeds it is rough). ``--report``
+runs nothing: it prints the tables from the records there are, each row over the seeds
+recorded for it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lightning_synth.experiments import Cell, run_cell, summarise
+from lightning_synth.experiments import Cell, run_cells, summarise
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "hrtem_seg.py"
 RECORDS = Path(__file__).parents[1] / "docs" / "hrtem_ablation"
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--conditions", nargs="+", help="only these conditions of each study")
     parser.add_argument("--root", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--records", type=Path, default=RECORDS, help="finished runs' metrics")
+    parser.add_argument("--report", action="store_true", help="print the records, run nothing")
     args, extra = parser.parse_known_args()
     known = {name for study in args.study for name in STUDIES[study]}
     unknown = sorted(set(args.conditions or []) - known)
@@ -62,12 +65,12 @@ def main() -> None:
         for name, options in STUDIES[study].items():
             if args.conditions and name not in args.conditions:
                 continue
-            scores = [
-                run_cell(Cell(RECIPE, name, tuple(options), seed), args.root, args.records, extra)
-                for seed in args.seeds
-            ]
-            cells = [summarise([s[f"test/heldout/{m}"] for s in scores]) for m in METRICS]
-            rows.append(f"| {name} | " + " | ".join(cells) + f" | {len(scores)} |")
+            cells = [Cell(RECIPE, name, tuple(options), seed) for seed in args.seeds]
+            scores = run_cells(cells, args.root, args.records, extra, args.report)
+            if not scores:
+                continue
+            figures = [summarise([s[f"test/heldout/{m}"] for s in scores]) for m in METRICS]
+            rows.append(f"| {name} | " + " | ".join(figures) + f" | {len(scores)} |")
         header = f"| {study}: trained on | " + " | ".join(f"held-out {m}" for m in METRICS)
         tables.append(
             header + " | seeds |\n|" + " --- |" * (len(METRICS) + 2) + "\n" + "\n".join(rows)

@@ -15,7 +15,8 @@ Conditions (all with 10% of the 160 stand-in real images, i.e. 16, unless
 Each (condition, seed) is one run of ``recipes/pallet_det.py``'s CPU default with a longer
 schedule (``STUDY_OPTIONS``: 4 epochs of 250 batches of 4, i.e. 1000 steps, the same for
 every condition); finished runs are recorded in ``docs/pallet_study/`` and not run again.
-Prints a Markdown table of test mAP@[.5:.95] and mAP@.5 on the stand-in ID and OOD sets
+``--report`` runs nothing and prints the table from the records there are. Prints a
+Markdown table of test mAP@[.5:.95] and mAP@.5 on the stand-in ID and OOD sets
 (mean +- standard deviation over seeds).
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lightning_synth.experiments import Cell, run_cell, summarise
+from lightning_synth.experiments import Cell, run_cells, summarise
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "pallet_det.py"
 RECORDS = Path(__file__).parents[1] / "docs" / "pallet_study"
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--real-fraction", type=float, default=0.1)
     parser.add_argument("--root", type=Path, default=Path("runs/pallet_study"))
     parser.add_argument("--records", type=Path, default=RECORDS)
+    parser.add_argument("--report", action="store_true", help="print the records, run nothing")
     args, extra = parser.parse_known_args()
     table = conditions(args.real_fraction)
     unknown = sorted(set(args.conditions or []) - set(table))
@@ -64,21 +66,16 @@ def main() -> None:
     for name, options in table.items():
         if args.conditions and name not in args.conditions:
             continue
-        scores = [
-            run_cell(
-                Cell(RECIPE, name + suffix, (*STUDY_OPTIONS, *options), seed),
-                args.root,
-                args.records,
-                extra,
-            )
-            for seed in args.seeds
-        ]
-        cells = [
+        cells = [Cell(RECIPE, name + suffix, (*STUDY_OPTIONS, *options), s) for s in args.seeds]
+        scores = run_cells(cells, args.root, args.records, extra, args.report)
+        if not scores:
+            continue
+        figures = [
             summarise([s[f"test/{domain}/{metric}"] for s in scores])
             for domain in ("id", "ood")
             for metric in ("map", "map_50")
         ]
-        rows.append(f"| {name} | " + " | ".join(cells) + f" | {len(scores)} |")
+        rows.append(f"| {name} | " + " | ".join(figures) + f" | {len(scores)} |")
     print("| condition | ID mAP | ID mAP@.5 | OOD mAP | OOD mAP@.5 | seeds |")
     print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))

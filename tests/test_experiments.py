@@ -34,3 +34,20 @@ def test_a_cell_runs_once_and_its_record_resumes_a_study(tmp_path: Path) -> None
     assert run_cell(cell, scratch, records) == {"test/x/map": 0.3}
     assert run_cell(cell, tmp_path / "elsewhere", records) == {"test/x/map": 0.3}
     assert calls.read_text() == "x"
+
+
+def test_an_unfinished_run_starts_afresh_and_report_runs_nothing(tmp_path: Path) -> None:
+    from lightning_synth.experiments import run_cells
+
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(FAKE_RECIPE)
+    calls = tmp_path / "calls.txt"
+    scratch, records = tmp_path / "runs", tmp_path / "records"
+    cells = [Cell(recipe, "bridged", (f"--calls={calls}",), seed=s) for s in (1, 2)]
+    killed = scratch / "bridged-seed1"
+    (killed / "lightning_logs" / "version_0").mkdir(parents=True)  # no results.json
+    (killed / "cache").mkdir()
+    assert run_cells(cells[:1], scratch, records) == [{"test/x/map": 0.1}]
+    assert (killed / "cache").is_dir()
+    assert run_cells(cells, scratch, records, report=True) == [{"test/x/map": 0.1}]
+    assert calls.read_text() == "x"

@@ -1,5 +1,5 @@
 """Running studies: one recipe run per cell of a grid, resumable, with a record per run."""
 
-from lightning_synth.experiments.cells import Cell, run_cell, summarise
+from lightning_synth.experiments.cells import Cell, recorded, run_cell, run_cells, summarise
 
-__all__ = ["Cell", "run_cell", "summarise"]
+__all__ = ["Cell", "recorded", "run_cell", "run_cells", "summarise"]

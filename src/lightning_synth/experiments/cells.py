@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,12 @@ class Cell:
         return f"{self.name}-seed{self.seed}"
 
 
+def recorded(cell: Cell, records: Path) -> dict[str, float] | None:
+    """The metrics of ``cell`` from its record in ``records``, None if it has not finished."""
+    record = records / f"{cell.key}.json"
+    return json.loads(record.read_text())["metrics"] if record.exists() else None
+
+
 def run_cell(
     cell: Cell, scratch: Path, records: Path, extra: Sequence[str] = (), quiet: bool = False
 ) -> dict[str, float]:
@@ -43,16 +50,18 @@ def run_cell(
 
     The recipe gets ``--seed_everything``, ``--data.seed``, the cell's options, ``extra`` and
     its scratch folder (``--data.cache_dir``, ``--trainer.default_root_dir``, the logger's
-    ``save_dir``); it must write ``lightning_logs/version_0/results.json`` there.
+    ``save_dir``); it must write ``lightning_logs/version_0/results.json`` there. The logs
+    of an earlier, unfinished run of the cell are removed first; its cache is kept.
     """
+    finished = recorded(cell, records)
+    if finished is not None:
+        return finished
     record = records / f"{cell.key}.json"
-    if record.exists():
-        return json.loads(record.read_text())["metrics"]
     directory = scratch / cell.key
     results = directory / "lightning_logs" / "version_0" / "results.json"
-    recorded = [f"--seed_everything={cell.seed}", f"--data.seed={cell.seed}", *cell.options, *extra]
+    options = [f"--seed_everything={cell.seed}", f"--data.seed={cell.seed}", *cell.options, *extra]
     arguments = [
-        *recorded,
+        *options,
         f"--data.cache_dir={directory / 'cache'}",
         f"--trainer.default_root_dir={directory}",
         f"--trainer.logger.init_args.save_dir={directory}",
@@ -60,6 +69,9 @@ def run_cell(
     ]
     seconds = None
     if not results.exists():
+        # A run killed before it finished leaves logs (its rendered cache resumes); start
+        # them afresh so that the new run writes version_0 again.
+        shutil.rmtree(directory / "lightning_logs", ignore_errors=True)
         start = time.perf_counter()
         print(f"--- running {cell.key} -> {directory}", flush=True)
         output = subprocess.DEVNULL if quiet else None
@@ -72,13 +84,29 @@ def run_cell(
         "condition": cell.name,
         "seed": cell.seed,
         "recipe": cell.recipe.name,
-        "recipe_options": recorded,  # the run's own folders left out
+        "recipe_options": options,  # the run's own folders left out
         "metrics": metrics,
         "wall_seconds": seconds,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }
     record.write_text(json.dumps(payload, indent=2) + "\n")
     return metrics
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    scratch: Path,
+    records: Path,
+    extra: Sequence[str] = (),
+    report: bool = False,
+) -> list[dict[str, float]]:
+    """The metrics of each of ``cells`` (see :func:`run_cell`), in order.
+
+    With ``report``, nothing runs: only the cells already recorded are returned.
+    """
+    if report:
+        return [m for m in (recorded(cell, records) for cell in cells) if m is not None]
+    return [run_cell(cell, scratch, records, extra) for cell in cells]
 
 
 def summarise(values: Sequence[float]) -> str:

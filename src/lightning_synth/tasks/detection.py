@@ -104,9 +104,7 @@ def fasterrcnn_mobilenet_v3_large_stride8_fpn(
     if not 0 <= trainable <= len(stage_starts):
         msg = f"trainable_backbone_layers must be in [0, {len(stage_starts)}], got {trainable}"
         raise ValueError(msg)
-    first_trained = (
-        len(features) if trainable == 0 else stage_starts[len(stage_starts) - trainable]
-    )
+    first_trained = len(features) if trainable == 0 else stage_starts[len(stage_starts) - trainable]
     for block in features[:first_trained]:
         block.requires_grad_(False)
     # The last block of each resolution from stride 8 on: the block before the stride-16
@@ -156,8 +154,8 @@ def build_detector(
     ``anchor_sizes`` and ``aspect_ratios`` (height over width) replace the RPN's anchors and,
     with them, its head: ResNet-FPN detectors take one size per pyramid level, MobileNet ones
     every size on each of their levels. ``fpn_channels`` sets the pyramid's width of the
-    ``stride8`` MobileNet detector (the others keep torchvision's 256). Further ``options`` go to torchvision's
-    ``FasterRCNN`` (e.g. ``box_batch_size_per_image``).
+    ``stride8`` MobileNet detector (the others keep torchvision's 256). Further ``options``
+    go to torchvision's ``FasterRCNN`` (e.g. ``box_batch_size_per_image``).
 
     Example:
         >>> model = build_detector("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2)
@@ -174,7 +172,10 @@ def build_detector(
     options = {"min_size": min_size, "max_size": max_size, **options}
     if fpn_channels is not None:
         if builder is not fasterrcnn_mobilenet_v3_large_stride8_fpn:
-            msg = f"fpn_channels is only an option of fasterrcnn_mobilenet_v3_large_stride8_fpn, not {name}"
+            msg = (
+                "fpn_channels is only an option of fasterrcnn_mobilenet_v3_large_stride8_fpn, "
+                f"not {name}"
+            )
             raise ValueError(msg)
         if fpn_channels < 1:
             msg = f"fpn_channels must be >= 1, got {fpn_channels}"
