@@ -20,9 +20,11 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from lightning_synth.generators.warehouse import (
     PalletSceneGenerator,
@@ -127,15 +129,9 @@ def training_consumption(images: int) -> None:
     config = realism_config("random", width=320, height=240)
     data = RenderedPallets(8, config, seed=0)
     samples = [data[i] for i in range(8)]
-    task = DetectionTask(
-        model="fasterrcnn_mobilenet_v3_large_fpn",
-        min_size=240,
-        max_size=320,
-        box_batch_size_per_image=128,
-        channels_last=True,
-        optimizer="adamw",
-        lr=1e-3,
-    )
+    # The detector of the recipe's CPU config, as it trains there.
+    recipe_config = Path(__file__).parents[1] / "recipes" / "configs" / "pallet_det.yaml"
+    task = DetectionTask(**yaml.safe_load(recipe_config.read_text())["model"])
     optimizer = torch.optim.AdamW(task.parameters(), lr=1e-4)
     task.train()
     batch = samples[:4]

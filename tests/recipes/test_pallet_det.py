@@ -38,7 +38,6 @@ def _tiny(root: Path) -> list[str]:
         "--data.render_workers=0",
         "--data.num_workers=0",
         "--data.batch_size=2",
-        "--model.model=fasterrcnn_mobilenet_v3_large_320_fpn",
         "--model.min_size=48",
         "--model.max_size=64",
         "--model.box_batch_size_per_image=16",
