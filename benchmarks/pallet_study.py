@@ -15,6 +15,9 @@ Conditions (all with 10% of the 160 stand-in real images, i.e. 16, unless
 Each (condition, seed) is one run of ``recipes/pallet_det.py``'s CPU default with a longer
 schedule (``STUDY_OPTIONS``: 4 epochs of 250 batches of 4, i.e. 1000 steps, the same for
 every condition); finished runs are recorded in ``docs/pallet_study/`` and not run again.
+The runs of a seed share one rendered cache (the stand-in sets, and each level's synthetic
+pool, are the same for every condition), so a run's wall time includes rendering only
+where it is the first to need a set.
 ``--report`` runs nothing and prints the table from the records there are. Prints a
 Markdown table of test mAP@[.5:.95] and mAP@.5 on the stand-in ID and OOD sets
 (mean +- standard deviation over seeds).
@@ -66,7 +69,10 @@ def main() -> None:
     for name, options in table.items():
         if args.conditions and name not in args.conditions:
             continue
-        cells = [Cell(RECIPE, name + suffix, (*STUDY_OPTIONS, *options), s) for s in args.seeds]
+        cells = [
+            Cell(RECIPE, name + suffix, (*STUDY_OPTIONS, *options), s, cache=f"cache-seed{s}")
+            for s in args.seeds
+        ]
         scores = run_cells(cells, args.root, args.records, extra, args.report)
         if not scores:
             continue

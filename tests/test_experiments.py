@@ -51,3 +51,15 @@ def test_an_unfinished_run_starts_afresh_and_report_runs_nothing(tmp_path: Path)
     assert (killed / "cache").is_dir()
     assert run_cells(cells, scratch, records, report=True) == [{"test/x/map": 0.1}]
     assert calls.read_text() == "x"
+
+
+def test_cells_can_share_a_cache(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(FAKE_RECIPE + 'Path(args["data.cache_dir"], args["calls"][-5:]).touch()\n')
+    scratch, records = tmp_path / "runs", tmp_path / "records"
+    (scratch / "shared").mkdir(parents=True)
+    for name in ("a", "b"):
+        calls = tmp_path / f"{name}.txt"
+        run_cell(Cell(recipe, name, (f"--calls={calls}",), cache="shared"), scratch, records)
+    assert sorted(p.name for p in (scratch / "shared").iterdir()) == ["a.txt", "b.txt"]
+    assert not (scratch / "a-seed0" / "cache").exists()

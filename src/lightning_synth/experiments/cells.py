@@ -24,12 +24,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Cell:
-    """A recipe run: the recipe script, a name, recipe options and a seed."""
+    """A recipe run: the recipe script, a name, recipe options and a seed.
+
+    ``cache`` names a rendered-data cache in the scratch folder that this cell shares with
+    other cells (None: a cache of its own). Share one only between cells whose rendered sets
+    are the same or have different names: a cache refuses a set whose settings differ from
+    the ones it was rendered with.
+    """
 
     recipe: Path
     name: str
     options: tuple[str, ...] = field(default_factory=tuple)
     seed: int = 0
+    cache: str | None = None
 
     @property
     def key(self) -> str:
@@ -49,9 +56,10 @@ def run_cell(
     """The metrics of ``cell``: from its record, or by running the recipe and recording it.
 
     The recipe gets ``--seed_everything``, ``--data.seed``, the cell's options, ``extra`` and
-    its scratch folder (``--data.cache_dir``, ``--trainer.default_root_dir``, the logger's
-    ``save_dir``); it must write ``lightning_logs/version_0/results.json`` there. The logs
-    of an earlier, unfinished run of the cell are removed first; its cache is kept.
+    its scratch folder (``--trainer.default_root_dir``, the logger's ``save_dir``, and
+    ``--data.cache_dir``: the folder's ``cache``, or ``scratch / cell.cache``); it must
+    write ``lightning_logs/version_0/results.json`` there. The logs of an earlier,
+    unfinished run of the cell are removed first; its cache is kept.
     """
     finished = recorded(cell, records)
     if finished is not None:
@@ -62,7 +70,7 @@ def run_cell(
     options = [f"--seed_everything={cell.seed}", f"--data.seed={cell.seed}", *cell.options, *extra]
     arguments = [
         *options,
-        f"--data.cache_dir={directory / 'cache'}",
+        f"--data.cache_dir={scratch / cell.cache if cell.cache else directory / 'cache'}",
         f"--trainer.default_root_dir={directory}",
         f"--trainer.logger.init_args.save_dir={directory}",
         "--trainer.enable_progress_bar=false",
