@@ -144,6 +144,23 @@ def test_numba_and_torch_backends_agree() -> None:
     assert float((difference > 1e-3).float().mean()) < 0.01
 
 
+def test_sensor_noise_is_a_function_of_its_key_in_both_backends() -> None:
+    from lightning_synth.generators.warehouse import kernels
+    from lightning_synth.generators.warehouse.render import sensor_noise
+
+    noise = sensor_noise((3, 40, 50), key=11, device="cpu")
+    assert torch.equal(noise, sensor_noise((3, 40, 50), key=11, device="cpu"))
+    assert not torch.equal(noise, sensor_noise((3, 40, 50), key=12, device="cpu"))
+    assert abs(float(noise.mean())) < 0.03 and abs(float(noise.std()) - 1) < 0.03
+    assert float(noise.abs().max()) <= 3.47  # an Irwin-Hall sum of 4 is bounded by sqrt(12)
+    # The numba kernel adds the same values (and clamps to [0, 1]).
+    image = np.full(noise.numel(), 0.5, dtype=np.float32)
+    kernels.add_sensor_noise(image, 11, 0.2)
+    expected = (0.5 + 0.2 * noise.reshape(-1)).clamp(0, 1)
+    assert np.allclose(image, expected.numpy(), atol=1e-6)
+    assert image.min() == 0.0 and image.max() == 1.0  # clamped
+
+
 def test_render_is_deterministic_and_images_are_valid() -> None:
     scene = draw_scene(SceneConfig(width=64, height=48), np.random.default_rng(2))
     first = render(scene, torch.Generator().manual_seed(3))

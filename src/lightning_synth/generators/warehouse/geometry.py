@@ -142,14 +142,13 @@ class BoxList:
         if sizes.min() <= 0:
             msg = f"size must be positive in every axis, got {sizes[sizes.min(1) <= 0][0]}"
             raise ValueError(msg)
-        rotations = np.broadcast_to(np.asarray(rotations, dtype=np.float64), (count, 3, 3))
         self._chunks.append(
             (
                 np.asarray(centers, dtype=np.float64).reshape(count, 3),
                 sizes,
-                rotations,
-                np.broadcast_to(np.asarray(materials, dtype=np.int64), (count,)),
-                np.broadcast_to(np.asarray(instances, dtype=np.int64), (count,)),
+                _spread(np.asarray(rotations, dtype=np.float64), (count, 3, 3)),
+                _spread(np.asarray(materials, dtype=np.int64), (count,)),
+                _spread(np.asarray(instances, dtype=np.int64), (count,)),
             )
         )
         self._count += count
@@ -320,3 +319,8 @@ class Camera:
             (matrix[k, 0] * u + (matrix[k, 1] * v + matrix[k, 2])).reshape(-1) for k in range(3)
         ]
         return torch.stack(rows)
+
+
+def _spread(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``array`` broadcast to ``shape`` (as is when it has that shape: most calls add one)."""
+    return array if array.shape == shape else np.broadcast_to(array, shape)

@@ -303,3 +303,35 @@ def blur_axis(
                     source = image[c, min(max(y + k - radius, 0), height - 1)]
                     for x in range(width):
                         row[x] += weight * source[x]
+
+
+@njit(cache=True)
+def _hash32(x: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    """``render.hash32`` of one value in [0, 2^32), in unsigned 64-bit arithmetic."""
+    mask = np.uint64(0xFFFFFFFF)
+    x &= mask
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x7FEB352D)) & mask
+    x ^= x >> np.uint64(15)
+    x = (x * np.uint64(0x846CA68B)) & mask
+    return x ^ (x >> np.uint64(16))
+
+
+@njit(cache=True)
+def add_sensor_noise(image: np.ndarray, key: int, sigma: float) -> None:  # pragma: no cover
+    """Add ``sigma`` times ``render.sensor_noise`` to a flat float32 image, clamp to [0, 1]."""
+    salt = _hash32(np.uint64(key))
+    scale = np.float32(sigma / math.sqrt(4 * (256**2 - 1) / 12))
+    for i in range(image.shape[0]):
+        value = image[i]
+        if sigma > 0:
+            bits = _hash32(np.uint64(i) ^ salt)
+            byte = np.uint64(255)
+            total = (
+                (bits & byte)
+                + ((bits >> np.uint64(8)) & byte)
+                + ((bits >> np.uint64(16)) & byte)
+                + (bits >> np.uint64(24))
+            )
+            value += (np.float32(total) - np.float32(510.0)) * scale
+        image[i] = min(max(value, np.float32(0.0)), np.float32(1.0))
