@@ -97,7 +97,7 @@ def breakdown(width: int, height: int, repeats: int = 10) -> None:
             "shading, incl. its shadow map (numba)", _shade_numba, scene, hits, table
         )
         clock(
-            "camera effects (numba + torch noise)",
+            "camera effects (numba)",
             lambda r=radiance, s=scene: _camera_effects(
                 r.reshape(3, height, width), s.effects, torch.Generator().manual_seed(0), "numba"
             ),
