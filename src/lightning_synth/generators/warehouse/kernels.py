@@ -19,6 +19,9 @@ import numpy as np
 from numba import njit
 
 NEAR = 0.05  # as raycast.NEAR
+#: Mean and standard deviation of the sum of the four bytes of a uniform 32-bit hash.
+BYTE_SUM_MEAN = 510.0
+BYTE_SUM_STD = math.sqrt(4 * (256**2 - 1) / 12)
 
 
 @njit(cache=True, error_model="numpy")
@@ -321,7 +324,7 @@ def _hash32(x: np.uint64) -> np.uint64:  # pragma: no cover - compiled
 def add_sensor_noise(image: np.ndarray, key: int, sigma: float) -> None:  # pragma: no cover
     """Add ``sigma`` times ``render.sensor_noise`` to a flat float32 image, clamp to [0, 1]."""
     salt = _hash32(np.uint64(key))
-    scale = np.float32(sigma / math.sqrt(4 * (256**2 - 1) / 12))
+    scale = np.float32(sigma / BYTE_SUM_STD)
     for i in range(image.shape[0]):
         value = image[i]
         if sigma > 0:
@@ -333,5 +336,5 @@ def add_sensor_noise(image: np.ndarray, key: int, sigma: float) -> None:  # prag
                 + ((bits >> np.uint64(16)) & byte)
                 + (bits >> np.uint64(24))
             )
-            value += (np.float32(total) - np.float32(510.0)) * scale
+            value += (np.float32(total) - np.float32(BYTE_SUM_MEAN)) * scale
         image[i] = min(max(value, np.float32(0.0)), np.float32(1.0))

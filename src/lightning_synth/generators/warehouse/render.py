@@ -402,11 +402,6 @@ def _camera_effects(
     return image.to(torch.float32)
 
 
-#: Mean and standard deviation of the sum of a 32-bit hash's four bytes.
-_BYTE_SUM_MEAN = 510.0
-_BYTE_SUM_STD = float(np.sqrt(4 * (256**2 - 1) / 12))
-
-
 def hash32(values: torch.Tensor) -> torch.Tensor:
     """A bijective 32-bit integer hash (lowbias32) of int64 ``values`` in [0, 2^32).
 
@@ -437,13 +432,15 @@ def sensor_noise(shape: Sequence[int], key: int, device: torch.device | str) -> 
     centred and scaled: an Irwin-Hall sum of four uniforms, within 3.5 standard deviations
     and as near to Gaussian as 8-bit images can show. A counter-based hash gives the numba
     kernel (``kernels.add_sensor_noise``) the same values without a random stream, in one
-    pass a few times cheaper than drawing Gaussian samples.
+    pass several times cheaper than drawing Gaussian samples.
     """
+    from lightning_synth.generators.warehouse.kernels import BYTE_SUM_MEAN, BYTE_SUM_STD
+
     salt = hash32(torch.tensor([key], dtype=torch.int64))
     index = torch.arange(int(np.prod(shape)), dtype=torch.int64, device=device)
     bits = hash32(index ^ salt.to(device))
     total = (bits & 255) + ((bits >> 8) & 255) + ((bits >> 16) & 255) + (bits >> 24)
-    noise = (total.to(torch.float32) - _BYTE_SUM_MEAN) / _BYTE_SUM_STD
+    noise = (total.to(torch.float32) - BYTE_SUM_MEAN) / BYTE_SUM_STD
     return noise.reshape(*shape)
 
 
