@@ -21,14 +21,34 @@ where it is the first to need a set.
 ``--report`` runs nothing and prints the table from the records there are. Prints a
 Markdown table of test mAP@[.5:.95] and mAP@.5 on the stand-in ID and OOD sets
 (mean +- standard deviation over seeds).
+
+``--uncertainty N`` (with the runs' checkpoints in ``--root``) also asks how much of each
+figure the draw of the test images decides: each run's best checkpoint detects on the test
+sets again (the predictions are kept beside the checkpoint), and ``N`` bootstrap resamples
+of the test images, the same for every run, give a 95% interval for each condition's mAP
+and for its paired difference to ``real_only`` (and of bridged to mixed per level), with
+the share of resamples in which the difference is positive. Every run is tested on the
+same stand-in images (their seeds are fixed), so the pairing holds across seeds too. The
+intervals cover the test set's sampling, not another training seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from lightning_synth.experiments import Cell, run_cells, summarise
+import numpy as np
+import torch
+import yaml
+
+from lightning_synth.experiments import Cell, recorded, run_cells, summarise
+from lightning_synth.experiments.uncertainty import (
+    average_precision,
+    bootstrap,
+    interval,
+    match_detections,
+)
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "pallet_det.py"
 RECORDS = Path(__file__).parents[1] / "docs" / "pallet_study"
@@ -59,6 +79,12 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("runs/pallet_study"))
     parser.add_argument("--records", type=Path, default=RECORDS)
     parser.add_argument("--report", action="store_true", help="print the records, run nothing")
+    parser.add_argument(
+        "--uncertainty",
+        type=int,
+        metavar="N",
+        help="with --report: bootstrap the test images N times (needs the runs' checkpoints)",
+    )
     args, extra = parser.parse_known_args()
     table = conditions(args.real_fraction)
     unknown = sorted(set(args.conditions or []) - set(table))
@@ -66,6 +92,7 @@ def main() -> None:
         parser.error(f"unknown conditions {unknown}; choose from {sorted(table)}")
     suffix = "" if args.real_fraction == 0.1 else f"-real{args.real_fraction}"
     rows = []
+    recorded_cells: dict[str, list[Cell]] = {}
     for name, options in table.items():
         if args.conditions and name not in args.conditions:
             continue
@@ -76,6 +103,7 @@ def main() -> None:
         scores = run_cells(cells, args.root, args.records, extra, args.report)
         if not scores:
             continue
+        recorded_cells[name] = [c for c in cells if recorded(c, args.records) is not None]
         figures = [
             summarise([s[f"test/{domain}/{metric}"] for s in scores])
             for domain in ("id", "ood")
@@ -85,6 +113,98 @@ def main() -> None:
     print("| condition | ID mAP | ID mAP@.5 | OOD mAP | OOD mAP@.5 | seeds |")
     print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
+    if args.uncertainty:
+        print_uncertainty(recorded_cells, args.root, args.records, args.uncertainty)
+
+
+def test_predictions(checkpoint: Path, config: Path) -> dict[str, tuple[list, list]]:
+    """Detections of ``checkpoint`` on each test set of the run's ``config``, with the truth."""
+    from lightning_synth.data.pallets import PalletDataModule
+    from lightning_synth.tasks.detection import DetectionTask
+
+    data = yaml.safe_load(config.read_text())["data"]
+    datamodule = PalletDataModule(**{**data, "num_workers": 0})
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    task = DetectionTask.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    sets = {}
+    for name, loader in datamodule.test_dataloader().items():  # type: ignore[union-attr]
+        found, truth = [], []
+        for batch in loader:
+            with torch.no_grad():
+                found += [{k: v.cpu() for k, v in p.items()} for p in task(batch["image"])]
+            truth += [
+                {"boxes": b, "labels": lab}
+                for b, lab in zip(batch["boxes"], batch["labels"], strict=True)
+            ]
+        sets[name] = (found, truth)
+    return sets
+
+
+def print_uncertainty(
+    cells: dict[str, list[Cell]], root: Path, records: Path, resamples: int
+) -> None:
+    """Bootstrap intervals of each condition's mAP and of the differences between them."""
+    matches: dict[str, dict[str, list]] = {}  # domain -> condition -> matches per seed
+    for name, runs in cells.items():
+        for cell in runs:
+            version = root / cell.key / "lightning_logs" / "version_0"
+            checkpoint = version / "checkpoints" / "best.ckpt"
+            if not checkpoint.exists():
+                print(f"{cell.key}: no checkpoint in {version}, left out of the intervals")
+                continue
+            kept = version / "test_predictions.pt"
+            if not kept.exists():
+                torch.save(test_predictions(checkpoint, version / "config.yaml"), kept)
+            sets = torch.load(kept)
+            record = json.loads((records / f"{cell.key}.json").read_text())
+            for domain, (found, truth) in sets.items():
+                matched = match_detections(found, truth)
+                again = float(average_precision(matched).mean())
+                logged = record["metrics"][f"test/{domain}/map"]
+                if abs(again - logged) > 1e-4:
+                    print(f"{cell.key} {domain}: mAP {again:.4f} here, {logged:.4f} recorded")
+                matches.setdefault(domain, {}).setdefault(name, []).append(matched)
+    for domain, by_condition in matches.items():
+        flat = {f"{n}#{k}": m for n, ms in by_condition.items() for k, m in enumerate(ms)}
+        samples = bootstrap(flat, resamples)
+        # The mAP of each resample, averaged over a condition's seeds.
+        per_condition = {
+            n: np.mean([samples[f"{n}#{k}"].mean(axis=1) for k in range(len(ms))], axis=0)
+            for n, ms in by_condition.items()
+        }
+        # The figure itself: the full test set's mAP, averaged over seeds.
+        full = {
+            n: float(np.mean([average_precision(m).mean() for m in ms]))
+            for n, ms in by_condition.items()
+        }
+        print(f"\n{domain.upper()} test set, {resamples} resamples of its images:")
+        print("| condition | mAP (95% interval) | minus real_only (95% interval) | P(> 0) |")
+        print("| --- | --- | --- | --- |")
+        base = per_condition.get("real_only")
+        for name, values in per_condition.items():
+            low, high = interval(values)
+            line = f"| {name} | {full[name]:.4f} ({low:.4f}, {high:.4f}) |"
+            if base is not None and name != "real_only":
+                delta = values - base
+                low, high = interval(delta)
+                share = np.mean(delta > 0)
+                gain = full[name] - full["real_only"]
+                line += f" {gain:+.4f} ({low:+.4f}, {high:+.4f}) | {share:.2f} |"
+            else:
+                line += " | |"
+            print(line)
+        for level in LEVELS:
+            mixed = per_condition.get(f"mixed-{level}")
+            bridged = per_condition.get(f"bridged-{level}")
+            if mixed is not None and bridged is not None:
+                delta = bridged - mixed
+                low, high = interval(delta)
+                gain = full[f"bridged-{level}"] - full[f"mixed-{level}"]
+                print(
+                    f"bridged-{level} minus mixed-{level}: {gain:+.4f} "
+                    f"({low:+.4f}, {high:+.4f}), P(> 0) {np.mean(delta > 0):.2f}"
+                )
 
 
 if __name__ == "__main__":
