@@ -37,7 +37,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 test: lint
-	WANDB_MODE=disabled $(BIN)/python -m pytest
+	WANDB_MODE=offline $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mixing.py

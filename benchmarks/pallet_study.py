@@ -43,6 +43,7 @@ import torch
 import yaml
 
 from lightning_synth.experiments import Cell, recorded, run_cells, summarise
+from lightning_synth.experiments.cells import run_results
 from lightning_synth.experiments.uncertainty import (
     average_precision,
     bootstrap,
@@ -148,11 +149,12 @@ def print_uncertainty(
     matches: dict[str, dict[str, list]] = {}  # domain -> condition -> matches per seed
     for name, runs in cells.items():
         for cell in runs:
-            version = root / cell.key / "lightning_logs" / "version_0"
-            checkpoint = version / "checkpoints" / "best.ckpt"
-            if not checkpoint.exists():
-                print(f"{cell.key}: no checkpoint in {version}, left out of the intervals")
+            results = run_results(root / cell.key)
+            checkpoint = results.parent / "checkpoints" / "best.ckpt" if results else None
+            if checkpoint is None or not checkpoint.exists():
+                print(f"{cell.key}: no checkpoint in {root / cell.key}, left out of the intervals")
                 continue
+            version = checkpoint.parents[1]
             kept = version / "test_predictions.pt"
             if not kept.exists():
                 torch.save(test_predictions(checkpoint, version / "config.yaml"), kept)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from lightning_synth.cli import LightningSynthCLI, run_recipe
+from lightning_synth.cli import LightningSynthCLI, run_directory, run_recipe
 from lightning_synth.data.hrtem import HRTEMDataModule
 from lightning_synth.tasks.segmentation import SegmentationTask, segment_folder
 
@@ -30,7 +30,7 @@ CONFIG = Path(__file__).parent / "configs" / "hrtem_seg.yaml"
 
 def report(cli: LightningSynthCLI, results: Sequence[Mapping[str, float]]) -> None:
     """Print the held-out metrics; write them and a figure of predictions."""
-    out = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)
+    out = run_directory(cli.trainer)
     metrics = {key: float(value) for result in results for key, value in result.items()}
     datamodule = cli.datamodule
     assert isinstance(datamodule, HRTEMDataModule)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from lightning_synth.cli import LightningSynthCLI, run_recipe
+from lightning_synth.cli import LightningSynthCLI, run_directory, run_recipe
 from lightning_synth.data.coco import CocoDetection, coco_detections, write_coco
 from lightning_synth.data.pallets import PalletDataModule, RenderedPallets
 from lightning_synth.generators.warehouse import DOMAIN_SEEDS, standin_config
@@ -39,46 +39,27 @@ CONFIG = Path(__file__).parent / "configs" / "pallet_det.yaml"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
-def _draw(image: torch.Tensor, truth: torch.Tensor, boxes: torch.Tensor) -> Image.Image:
-    array = (image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
-    picture = Image.fromarray(array)
-    pen = ImageDraw.Draw(picture)
-    for box in truth.tolist():
-        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 230, 64), width=2)
-    for box in boxes.tolist():
-        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 40, 40), width=1)
-    return picture
-
-
 def prediction_grid(
     task: DetectionTask, datamodule: PalletDataModule, per_set: int = 4
 ) -> Image.Image:
-    """Test images of every set in a row: ground truth green, detections (score >= 0.5) red."""
+    """A row per test set of its first images: ground truth green, detections red."""
     loaders = datamodule.test_dataloader()
     loaders = loaders if isinstance(loaders, Mapping) else {"test": loaders}
     rows = []
-    task.eval()
     for loader in loaders.values():
         batch = next(iter(loader))
-        images = [image.to(task.device) for image in batch["image"][:per_set]]
-        with torch.no_grad():
-            predictions = task(images)
-        pictures = [
-            _draw(image, truth, p["boxes"][p["scores"] >= 0.5])
-            for image, truth, p in zip(images, batch["boxes"], predictions, strict=False)
-        ]
-        rows.append(pictures)
-    width, height = rows[0][0].size
-    grid = Image.new("RGB", (width * per_set, height * len(rows)), (255, 255, 255))
-    for r, pictures in enumerate(rows):
-        for c, picture in enumerate(pictures):
-            grid.paste(picture, (c * width, r * height))
-    return grid
+        rows.append(task.prediction_grid(batch["image"][:per_set], batch["boxes"][:per_set]))
+    width = max(row.shape[1] for row in rows)
+    rows = [
+        np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
+        for row in rows
+    ]
+    return Image.fromarray(np.concatenate(rows, axis=0))
 
 
 def report(cli: LightningSynthCLI, results: Sequence[Mapping[str, float]]) -> None:
     """Print AP per test set; write results.json and predictions.png."""
-    out = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)
+    out = run_directory(cli.trainer)
     metrics = {key: float(value) for result in results for key, value in result.items()}
     (out / "results.json").write_text(json.dumps(metrics, indent=2))
     assert isinstance(cli.model, DetectionTask) and isinstance(cli.datamodule, PalletDataModule)

@@ -24,3 +24,9 @@ def _no_weight_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     monkeypatch.setattr(torch.utils.model_zoo, "load_url", refuse)
     monkeypatch.setattr(_api.WeightsEnum, "get_state_dict", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test logs to W&B online, whatever account the machine has."""
+    monkeypatch.setenv("WANDB_MODE", "offline")

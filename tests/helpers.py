@@ -109,3 +109,51 @@ def load_script(path: Any) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def read_wandb_run(path: Any) -> dict[str, Any]:
+    """What an offline W&B run file (``run-<id>.wandb``) holds: config keys, metric
+    definitions, history keys and summary keys.
+
+    The file is a LevelDB-style log (a 7-byte header, then 32 KiB blocks of records with a
+    7-byte header: checksum, length, kind) of W&B's protobuf ``Record`` messages.
+    """
+    import struct
+    from pathlib import Path
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        msg = f"{path} is not a W&B run file"
+        raise ValueError(msg)
+    block, position, pending, payloads = 32768, 7, b"", []
+    while position + 7 <= len(data):
+        left = block - position % block
+        if left < 7:
+            position += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        position += 7
+        if length == 0 and kind == 0:
+            break
+        pending += data[position : position + length]
+        position += length
+        if kind in (1, 4):  # a full record, or the last piece of one
+            payloads.append(pending)
+            pending = b""
+    run: dict[str, Any] = {"config": {}, "metrics": {}, "history": set(), "summary": set()}
+    for payload in payloads:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "config":
+            run["config"].update({item.key: item.value_json for item in record.config.update})
+        elif kind == "metric":
+            name = record.metric.glob_name or record.metric.name
+            run["metrics"][name] = record.metric.summary
+        elif kind == "history":
+            run["history"] |= {i.key or "/".join(i.nested_key) for i in record.history.item}
+        elif kind == "summary":
+            run["summary"] |= {i.key or "/".join(i.nested_key) for i in record.summary.update}
+    return run

@@ -2,15 +2,71 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from typing_extensions import override
+
+from lightning_synth.loggers import run_directory
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+WANDB_LOGGERS = ("lightning_synth.loggers.WandbLogger", "lightning.pytorch.loggers.WandbLogger")
+CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"
+# jsonargparse 4.49 renamed ``skip_none`` (keep None values when saving) to ``skip_unset``.
+_SKIP_UNSET = (
+    "skip_unset"
+    if "skip_unset" in inspect.signature(LightningArgumentParser.dump).parameters
+    else "skip_none"
+)
+
+
+class SaveAndLogConfig(SaveConfigCallback):
+    """Saves the resolved config as ``config.yaml`` in the run's folder and logs it.
+
+    Every logger gets the whole config as hyperparameters (so a W&B run shows the config it
+    ran with, sweep parameters included). Only global rank 0 writes.
+    """
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = run_directory(trainer)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(
+                self.config,
+                folder / self.config_filename,
+                **{_SKIP_UNSET: False},
+                overwrite=self.overwrite,
+                multifile=self.multifile,
+            )
+            # jsonargparse's bookkeeping (``__default_config__`` ...) is not configuration.
+            config = {k: v for k, v in self.config.clone().as_dict().items() if k[:2] != "__"}
+            for logger in trainer.loggers:
+                logger.log_hyperparams(config)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+
+def without_wandb(logger: Any) -> Any:
+    """A logger config with each W&B logger replaced by a CSV logger in the same folder."""
+    if isinstance(logger, list):
+        return [without_wandb(item) for item in logger]
+    if _field(logger, "class_path") not in WANDB_LOGGERS:
+        return logger
+    save_dir = _field(_field(logger, "init_args") or {}, "save_dir") or "runs"
+    return Namespace(class_path=CSV_LOGGER, init_args=Namespace(save_dir=save_dir))
+
+
+def _field(config: Any, key: str) -> Any:
+    return config.get(key) if isinstance(config, dict | Namespace) else None
 
 
 class LightningSynthCLI(LightningCLI):
@@ -19,7 +75,9 @@ class LightningSynthCLI(LightningCLI):
     - ``default_config``: the recipe's YAML is the default of every subcommand, so
       ``python recipes/x.py fit --model.lr=0.01`` (the form W&B sweep agents pass) works
       without repeating ``--config``;
-    - the resolved config is saved with every run (overwritten in a reused log directory);
+    - the resolved config is saved in every run's folder (:func:`run_directory`) and logged
+      to its loggers (:class:`SaveAndLogConfig`);
+    - ``--no-wandb`` replaces the config's W&B logger by a CSV logger in the same folder;
     - ``seed_everything`` defaults to 0;
     - a DataModule with phases (``strategy="bridged"``) gets a
       :class:`~lightning_synth.callbacks.BridgedTransfer` switching halfway through the
@@ -35,6 +93,7 @@ class LightningSynthCLI(LightningCLI):
         default_config: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("save_config_callback", SaveAndLogConfig)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
         parser_kwargs = dict(kwargs.pop("parser_kwargs", {}) or {})
@@ -46,6 +105,20 @@ class LightningSynthCLI(LightningCLI):
             else:
                 parser_kwargs.update(defaults)
         super().__init__(model_class, datamodule_class, parser_kwargs=parser_kwargs, **kwargs)
+
+    @override
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--no-wandb",
+            action="store_true",
+            help="Log to CSV files (lightning_logs/version_N) instead of W&B.",
+        )
+
+    @override
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("no_wandb") and config.get("trainer"):
+            config.trainer.logger = without_wandb(config.trainer.logger)
 
     def before_fit(self) -> None:
         """Add a BridgedTransfer when the data has phases and the config has none."""
@@ -84,7 +157,8 @@ def run_recipe(
 
     With a LightningCLI subcommand first (``fit``, ``test`` ...), run it. Otherwise (no
     arguments, or only ``--key=value`` options) do the recipe's default run: fit with the
-    default config, test the best checkpoint, and call ``report`` with the test results.
+    default config, test the best checkpoint, call ``report`` with the test results, and
+    end the W&B run.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     # From the command line LightningCLI reads sys.argv itself (passing it again warns).
@@ -102,4 +176,14 @@ def run_recipe(
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint)
     if report is not None:
         report(cli, results)
+    finish_wandb(cli.trainer)
     return cli
+
+
+def finish_wandb(trainer: Trainer) -> None:
+    """End the trainer's W&B runs, so that a next run in the process starts its own."""
+    from lightning_synth.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.finish()

@@ -25,6 +25,7 @@ def _tiny(root: Path) -> list[str]:
         "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={root}",
         f"--trainer.logger.init_args.save_dir={root}",
+        "--no-wandb",  # CSV logs; tests/test_loggers.py runs W&B offline
         "--data.train_samples=4",
         "--data.val_samples=2",
         "--data.test_samples=2",

@@ -28,6 +28,7 @@ def _tiny(root: Path) -> list[str]:
         "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={root}",
         f"--trainer.logger.init_args.save_dir={root}",
+        "--no-wandb",  # CSV logs; tests/test_loggers.py runs W&B offline
         "--data.synthetic_samples=4",
         "--data.real_samples=10",
         "--data.val_samples=2",
@@ -223,3 +224,45 @@ def test_stride8_mobilenet_pyramid_levels_and_options() -> None:
     # Raised before anything is built (downloads fail every test: tests/conftest.py).
     with pytest.raises(ValueError, match="no pretrained fasterrcnn_mobilenet_v3_large_stride8"):
         build_detector("fasterrcnn_mobilenet_v3_large_stride8_fpn", 2, pretrained=True)
+
+
+def test_a_run_logs_to_wandb_offline_and_no_wandb_falls_back_to_csv(
+    recipe, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from helpers import read_wandb_run
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    tiny = [option for option in _tiny(tmp_path / "wandb") if option != "--no-wandb"]
+    recipe.main([*tiny, "--data.strategy=bridged", "--data.real_fraction=0.5"])
+    output = capsys.readouterr().out
+    files = list((tmp_path / "wandb" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1, "one W&B run, written offline"
+    assert f"W&B run written offline to {files[0].parent}" in output
+    run = read_wandb_run(files[0])
+    # The whole resolved config, the phase, the counts per source, the metrics per set,
+    # the prediction pictures and the final metrics.
+    assert '"strategy":"bridged"' in run["config"]["data"]
+    assert '"real_fraction":0.5' in run["config"]["data"] and "trainer" in run["config"]
+    history = run["history"]
+    assert {"bridge/phase", "train/samples/synthetic", "train/samples/real"} <= history
+    assert {"val/id/map", "val/ood/map", "val/id/map_50", "val/ood/map_50"} <= history
+    assert "val/id/predictions/_type" in history and "val/ood/predictions/_type" in history
+    assert {"test/id/map", "test/ood/map"} <= run["summary"]
+    assert "max: true" in str(run["metrics"]["val/*"])  # sweeps optimise the best value
+    # The run's own folder holds its outputs, named after the W&B run.
+    run_id = files[0].stem.removeprefix("run-")
+    folder = tmp_path / "wandb" / "lightning-synth" / run_id
+    assert {"results.json", "config.yaml", "predictions.png"} <= {p.name for p in folder.iterdir()}
+    assert (folder / "checkpoints" / "best.ckpt").is_file()
+
+    csv = tmp_path / "csv"
+    recipe.main([*_tiny(csv), "--trainer.max_epochs=1"])
+    version = csv / "lightning_logs" / "version_0"
+    assert (version / "metrics.csv").is_file() and (version / "results.json").is_file()
+    assert sorted(p.name for p in (version / "predictions").iterdir()) == [
+        "epoch0-id.png",
+        "epoch0-ood.png",
+    ]
+    assert not (csv / "wandb").exists()

@@ -4,6 +4,12 @@ from lightning_synth.callbacks.bridged_transfer import (
     BridgedTransfer,
     request_train_dataloader_reload,
 )
+from lightning_synth.callbacks.prediction_images import PredictionImages
 from lightning_synth.callbacks.source_counter import SourceCounter
 
-__all__ = ["BridgedTransfer", "SourceCounter", "request_train_dataloader_reload"]
+__all__ = [
+    "BridgedTransfer",
+    "PredictionImages",
+    "SourceCounter",
+    "request_train_dataloader_reload",
+]

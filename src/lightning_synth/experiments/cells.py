@@ -44,6 +44,15 @@ class Cell:
         return f"{self.name}-seed{self.seed}"
 
 
+def run_results(directory: Path) -> Path | None:
+    """The ``results.json`` of the run in ``directory`` (in ``<name>/<version>/``), if any."""
+    found = sorted(directory.glob("*/*/results.json"))
+    if len(found) > 1:
+        msg = f"{directory} holds the results of several runs: {[str(p) for p in found]}"
+        raise RuntimeError(msg)
+    return found[0] if found else None
+
+
 def recorded(cell: Cell, records: Path) -> dict[str, float] | None:
     """The metrics of ``cell`` from its record in ``records``, None if it has not finished."""
     record = records / f"{cell.key}.json"
@@ -58,15 +67,16 @@ def run_cell(
     The recipe gets ``--seed_everything``, ``--data.seed``, the cell's options, ``extra`` and
     its scratch folder (``--trainer.default_root_dir``, the logger's ``save_dir``, and
     ``--data.cache_dir``: the folder's ``cache``, or ``scratch / cell.cache``); it must
-    write ``lightning_logs/version_0/results.json`` there. The logs of an earlier,
-    unfinished run of the cell are removed first; its cache is kept.
+    write ``results.json`` in its run folder there (``<save_dir>/<name>/<version>/``, see
+    :func:`lightning_synth.cli.run_directory`: ``lightning_logs/version_0`` for CSV logs).
+    What an earlier, unfinished run of the cell left is removed first, except its cache.
     """
     finished = recorded(cell, records)
     if finished is not None:
         return finished
     record = records / f"{cell.key}.json"
     directory = scratch / cell.key
-    results = directory / "lightning_logs" / "version_0" / "results.json"
+    results = run_results(directory)
     options = [f"--seed_everything={cell.seed}", f"--data.seed={cell.seed}", *cell.options, *extra]
     arguments = [
         *options,
@@ -76,16 +86,22 @@ def run_cell(
         "--trainer.enable_progress_bar=false",
     ]
     seconds = None
-    if not results.exists():
+    if results is None:
         # A run killed before it finished leaves logs (its rendered cache resumes); start
-        # them afresh so that the new run writes version_0 again.
-        shutil.rmtree(directory / "lightning_logs", ignore_errors=True)
+        # them afresh so that the new run is the only one in the folder.
+        for leftover in directory.glob("*"):
+            if leftover.name != "cache":
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         start = time.perf_counter()
         print(f"--- running {cell.key} -> {directory}", flush=True)
         output = subprocess.DEVNULL if quiet else None
         subprocess.run([sys.executable, str(cell.recipe), *arguments], check=True, stdout=output)
         seconds = round(time.perf_counter() - start)
         print(f"--- {cell.key}: {seconds} s", flush=True)
+        results = run_results(directory)
+        if results is None:
+            msg = f"{cell.recipe} finished but wrote no results.json under {directory}"
+            raise FileNotFoundError(msg)
     metrics = json.loads(results.read_text())
     records.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {

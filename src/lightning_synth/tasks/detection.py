@@ -11,8 +11,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningModule
+from PIL import Image, ImageDraw
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.models import detection
@@ -409,6 +411,31 @@ class DetectionTask(LightningModule):
         images = batch["image"] if isinstance(batch, Mapping) else batch
         return [{k: v.cpu() for k, v in p.items()} for p in self(images)]
 
+    @torch.no_grad()
+    def prediction_grid(
+        self,
+        images: Sequence[torch.Tensor],
+        boxes: Sequence[torch.Tensor] | None = None,
+        score_threshold: float = 0.5,
+    ) -> np.ndarray:
+        """The images in a row (uint8): ``boxes`` (ground truth) green, detections red.
+
+        Detections scoring below ``score_threshold`` are left out.
+        """
+        was_training = self.training
+        self.eval()
+        found = self([image.to(self.device) for image in images])
+        self.train(was_training)
+        pictures = [
+            draw_detections(
+                image,
+                None if boxes is None else boxes[i],
+                p["boxes"][p["scores"] >= score_threshold],
+            )
+            for i, (image, p) in enumerate(zip(images, found, strict=True))
+        ]
+        return np.concatenate(pictures, axis=1)
+
     @override
     def configure_optimizers(self) -> Any:
         parameters = [p for p in self.parameters() if p.requires_grad]
@@ -433,6 +460,22 @@ class DetectionTask(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def draw_detections(
+    image: torch.Tensor, truth: torch.Tensor | None, boxes: torch.Tensor
+) -> np.ndarray:
+    """``image`` (C x H x W in [0, 1]) as uint8 RGB: ``truth`` boxes green, ``boxes`` red."""
+    array = (image[:3].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    picture = Image.fromarray(np.ascontiguousarray(array))
+    pen = ImageDraw.Draw(picture)
+    for box in [] if truth is None else truth.tolist():
+        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 230, 64), width=2)
+    for box in boxes.tolist():
+        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 40, 40), width=1)
+    return np.asarray(picture)
 
 
 def _average_precision() -> MeanAveragePrecision:
