@@ -157,3 +157,59 @@ def read_wandb_run(path: Any) -> dict[str, Any]:
         elif kind == "summary":
             run["summary"] |= {i.key or "/".join(i.nested_key) for i in record.summary.update}
     return run
+
+
+def tiny_pallet_options(root: Any) -> list[str]:
+    """Options that make the pallet detection recipe run in seconds on a CPU, in ``root``."""
+    from pathlib import Path
+
+    root = Path(root)
+    return [
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.logger.init_args.save_dir={root}",
+        "--no-wandb",  # CSV logs (one test runs W&B offline)
+        "--data.synthetic_samples=4",
+        "--data.real_samples=10",
+        "--data.val_samples=2",
+        "--data.test_samples=2",
+        "--data.width=64",
+        "--data.height=48",
+        f"--data.cache_dir={root / 'cache'}",
+        "--data.render_workers=0",
+        "--data.num_workers=0",
+        "--data.batch_size=2",
+        "--model.min_size=48",
+        "--model.max_size=64",
+        "--model.box_batch_size_per_image=16",
+        "--model.warmup_steps=1",
+    ]
+
+
+def tiny_hrtem_options(root: Any) -> list[str]:
+    """Options that make the HRTEM segmentation recipe run in seconds on a CPU, in ``root``."""
+    from pathlib import Path
+
+    root = Path(root)
+    return [
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.logger.init_args.save_dir={root}",
+        "--no-wandb",  # CSV logs (one test runs W&B offline)
+        "--data.train_samples=4",
+        "--data.val_samples=2",
+        "--data.test_samples=2",
+        "--data.simulation.detector_pixels=64",
+        "--data.simulation.particle_diameter=[11,12]",
+        "--data.simulation.carbon_thickness=[4,6]",
+        "--data.simulation.frozen_phonons=1",
+        f"--data.cache_dir={root / 'cache'}",
+        "--data.render_workers=0",
+        "--data.num_workers=0",
+        "--data.batch_size=2",
+        "--model.encoder=resnet18",
+    ]

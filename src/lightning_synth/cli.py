@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer, seed_everything
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from typing_extensions import override
 
@@ -55,6 +55,22 @@ class SaveAndLogConfig(SaveConfigCallback):
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
 
+def sweep_compatible(args: Sequence[str]) -> list[str]:
+    """``args`` with ``--key=None`` as ``--key=null``.
+
+    A W&B agent formats a sweep's ``null`` value as Python prints it (``None``), which YAML,
+    and so LightningCLI, reads as a string.
+
+    Example:
+        >>> sweep_compatible(["--data.simulation.dose=None", "--model.lr=0.01"])
+        ['--data.simulation.dose=null', '--model.lr=0.01']
+    """
+    return [
+        arg[: -len("None")] + "null" if arg.startswith("--") and arg.endswith("=None") else arg
+        for arg in args
+    ]
+
+
 def without_wandb(logger: Any) -> Any:
     """A logger config with each W&B logger replaced by a CSV logger in the same folder."""
     if isinstance(logger, list):
@@ -78,6 +94,8 @@ class LightningSynthCLI(LightningCLI):
     - the resolved config is saved in every run's folder (:func:`run_directory`) and logged
       to its loggers (:class:`SaveAndLogConfig`);
     - ``--no-wandb`` replaces the config's W&B logger by a CSV logger in the same folder;
+    - ``--key=None`` (how a W&B agent passes a sweep's null) means null;
+    - ``--seed N`` sets ``seed_everything`` and ``data.seed`` (when the data has one) to N;
     - ``seed_everything`` defaults to 0;
     - a DataModule with phases (``strategy="bridged"``) gets a
       :class:`~lightning_synth.callbacks.BridgedTransfer` switching halfway through the
@@ -107,11 +125,25 @@ class LightningSynthCLI(LightningCLI):
         super().__init__(model_class, datamodule_class, parser_kwargs=parser_kwargs, **kwargs)
 
     @override
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        if isinstance(args, dict | Namespace):
+            super().parse_arguments(parser, args)
+            return
+        given = list(sys.argv[1:] if args is None else args)
+        self.config = parser.parse_args(sweep_compatible(given))
+
+    @override
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--no-wandb",
             action="store_true",
             help="Log to CSV files (lightning_logs/version_N) instead of W&B.",
+        )
+        parser.add_argument(
+            "--seed",
+            type=int | None,
+            default=None,
+            help="Set seed_everything and data.seed together (one sweep parameter for both).",
         )
 
     @override
@@ -119,6 +151,13 @@ class LightningSynthCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         if config.get("no_wandb") and config.get("trainer"):
             config.trainer.logger = without_wandb(config.trainer.logger)
+        seed = config.get("seed")
+        if seed is not None:
+            # LightningCLI has seeded already (from seed_everything): seed again.
+            config.seed_everything = seed_everything(seed, workers=True)
+            data = config.get("data")
+            if isinstance(data, Namespace) and "seed" in data:
+                data.seed = seed
 
     def before_fit(self) -> None:
         """Add a BridgedTransfer when the data has phases and the config has none."""

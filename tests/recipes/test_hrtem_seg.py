@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import load_script
+from helpers import load_script, tiny_hrtem_options
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "hrtem_seg.py"
 
@@ -20,25 +20,7 @@ def recipe():  # type: ignore[no-untyped-def]
 
 
 def _tiny(root: Path) -> list[str]:
-    return [
-        "--trainer.max_epochs=1",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={root}",
-        f"--trainer.logger.init_args.save_dir={root}",
-        "--no-wandb",  # CSV logs; tests/test_loggers.py runs W&B offline
-        "--data.train_samples=4",
-        "--data.val_samples=2",
-        "--data.test_samples=2",
-        "--data.simulation.detector_pixels=64",
-        "--data.simulation.particle_diameter=[11,12]",
-        "--data.simulation.carbon_thickness=[4,6]",
-        "--data.simulation.frozen_phonons=1",
-        f"--data.cache_dir={root / 'cache'}",
-        "--data.render_workers=0",
-        "--data.num_workers=0",
-        "--data.batch_size=2",
-        "--model.encoder=resnet18",
-    ]
+    return tiny_hrtem_options(root)
 
 
 def test_default_run_fits_tests_and_reports(

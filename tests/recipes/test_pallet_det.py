@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import load_script
+from helpers import load_script, tiny_pallet_options
 from lightning_synth.tasks.detection import DetectionTask
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "pallet_det.py"
@@ -21,29 +21,7 @@ def recipe():  # type: ignore[no-untyped-def]
 
 
 def _tiny(root: Path) -> list[str]:
-    return [
-        "--trainer.max_epochs=2",
-        "--trainer.limit_train_batches=2",
-        "--trainer.limit_val_batches=1",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={root}",
-        f"--trainer.logger.init_args.save_dir={root}",
-        "--no-wandb",  # CSV logs; tests/test_loggers.py runs W&B offline
-        "--data.synthetic_samples=4",
-        "--data.real_samples=10",
-        "--data.val_samples=2",
-        "--data.test_samples=2",
-        "--data.width=64",
-        "--data.height=48",
-        f"--data.cache_dir={root / 'cache'}",
-        "--data.render_workers=0",
-        "--data.num_workers=0",
-        "--data.batch_size=2",
-        "--model.min_size=48",
-        "--model.max_size=64",
-        "--model.box_batch_size_per_image=16",
-        "--model.warmup_steps=1",
-    ]
+    return tiny_pallet_options(root)
 
 
 @pytest.mark.parametrize("strategy", ["real_only", "synthetic_only", "mixed", "bridged"])

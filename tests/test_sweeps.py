@@ -1,0 +1,132 @@
+"""The W&B sweep specs: they parse, and every command an agent would start runs the recipe."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helpers import load_script, tiny_hrtem_options, tiny_pallet_options
+from lightning_synth.cli import LightningSynthCLI, sweep_compatible
+from lightning_synth.experiments.sweeps import agent_command, grid_runs, load_sweep, sample_runs
+
+ROOT = Path(__file__).parents[1]
+SPECS = sorted((ROOT / "recipes" / "sweeps").glob("*.yaml"))
+RECIPES = {
+    "recipes/pallet_det.py": ("pallet_det.yaml", tiny_pallet_options),
+    "recipes/hrtem_seg.py": ("hrtem_seg.yaml", tiny_hrtem_options),
+}
+#: What each recipe logs per validation set (the names a sweep can optimise).
+VALIDATION_METRICS = {
+    "recipes/pallet_det.py": [
+        f"val/{s}/{m}" for s in ("id", "ood") for m in ("map", "map_50", "map_75", "mar_100")
+    ],
+    "recipes/hrtem_seg.py": [f"val/val/{m}" for m in ("f1", "iou", "precision", "recall")],
+}
+
+
+class ParseOnlyCLI(LightningSynthCLI):
+    """The recipe's CLI up to, not including, building the model, data and trainer."""
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+def _runs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return grid_runs(spec) if spec["method"] == "grid" else sample_runs(spec, 6, seed=1)
+
+
+def _same(parsed: Any, value: Any) -> bool:
+    if isinstance(value, list):
+        return [float(v) for v in parsed] == [float(v) for v in value]
+    return parsed == value
+
+
+def test_there_are_grid_and_bayes_specs_for_both_recipes() -> None:
+    kinds = {(load_sweep(p)["program"], load_sweep(p)["method"]) for p in SPECS}
+    assert kinds == {(r, m) for r in RECIPES for m in ("grid", "bayes")}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_a_spec_optimises_a_logged_metric_by_its_best_value(path: Path) -> None:
+    spec = load_sweep(path)
+    assert (ROOT / spec["program"]).is_file()
+    metric = spec["metric"]["name"]
+    assert metric in VALIDATION_METRICS[spec["program"]] and spec["metric"]["goal"] == "maximize"
+    config = yaml.safe_load(
+        (ROOT / "recipes" / "configs" / RECIPES[spec["program"]][0]).read_text()
+    )
+    summary_max = config["trainer"]["logger"]["init_args"]["summary_max"]
+    assert any(fnmatch.fnmatch(metric, pattern) for pattern in summary_max)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_every_agent_command_parses_through_the_recipe_cli(path: Path) -> None:
+    spec = load_sweep(path)
+    recipe = load_script(ROOT / spec["program"])
+    config, _ = RECIPES[spec["program"]]
+    cli = ParseOnlyCLI(
+        recipe.DetectionTask if "pallet" in spec["program"] else recipe.SegmentationTask,
+        recipe.PalletDataModule if "pallet" in spec["program"] else recipe.HRTEMDataModule,
+        default_config=ROOT / "recipes" / "configs" / config,
+        args=[],
+        run=False,
+    )
+    runs = _runs(spec)
+    if spec["method"] == "grid":
+        sizes = [len(p.get("values", [p.get("value")])) for p in spec["parameters"].values()]
+        assert len(runs) == len({tuple(map(str, r.values())) for r in runs}) == math.prod(sizes)
+    for run in runs:
+        command = agent_command(spec, run, interpreter="python")
+        assert command[:3] == ["/usr/bin/env", "python", spec["program"]]
+        arguments = command[3:]
+        assert len(arguments) == len(run) and all(a.startswith("--") for a in arguments)
+        parsed = cli.parser.parse_args(sweep_compatible(arguments))
+        for name, value in run.items():
+            assert _same(parsed[name], value), (name, parsed[name], value)
+
+
+def test_seed_sets_the_global_and_the_data_seed() -> None:
+    recipe = load_script(ROOT / "recipes" / "pallet_det.py")
+    cli = ParseOnlyCLI(
+        recipe.DetectionTask,
+        recipe.PalletDataModule,
+        default_config=ROOT / "recipes" / "configs" / "pallet_det.yaml",
+        args=["--seed=7"],
+        run=False,
+    )
+    assert cli.config.seed_everything == 7 and cli.config.data.seed == 7
+
+
+def _covering_runs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Runs in which every value of every parameter appears at least once."""
+    choices = {
+        name: p.get("values", [p.get("value")])
+        for name, p in spec["parameters"].items()
+        if "distribution" not in p
+    }
+    longest = max(len(values) for values in choices.values())
+    drawn = sample_runs(spec, longest, seed=2)
+    return [
+        {**drawn[i], **{name: values[i % len(values)] for name, values in choices.items()}}
+        for i in range(longest)
+    ]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_agent_commands_train_a_step(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Each value of each parameter in at least one run of one training step, end to end."""
+    spec = load_sweep(path)
+    recipe = load_script(ROOT / spec["program"])
+    _, tiny = RECIPES[spec["program"]]
+    for index, run in enumerate(_covering_runs(spec)):
+        arguments = agent_command(spec, run)[3:]
+        root = tmp_path / str(index)
+        recipe.main([*arguments, *tiny(root), "--trainer.fast_dev_run=1"])
+        assert "wrote" in capsys.readouterr().out
