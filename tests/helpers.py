@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import Callback, LightningDataModule, LightningModule
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -213,3 +213,24 @@ def tiny_hrtem_options(root: Any) -> list[str]:
         "--data.batch_size=2",
         "--model.encoder=resnet18",
     ]
+
+
+class RecordRankConfig(Callback):
+    """Writes what this rank trains with to ``$RECORD_DIR/rank<N>.json`` at setup."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        import json
+        import os
+        from pathlib import Path
+
+        data = trainer.datamodule
+        record = {
+            "world_size": trainer.world_size,
+            "lr": pl_module.hparams["lr"],
+            "strategy": data.strategy,
+            "real_fraction": data.real_fraction,
+            "data_seed": data.seed,
+            "torch_seed": torch.initial_seed(),
+        }
+        path = Path(os.environ["RECORD_DIR"]) / f"rank{trainer.global_rank}.json"
+        path.write_text(json.dumps(record))

@@ -130,3 +130,60 @@ def test_agent_commands_train_a_step(
         root = tmp_path / str(index)
         recipe.main([*arguments, *tiny(root), "--trainer.fast_dev_run=1"])
         assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(400)
+def test_under_ddp_every_rank_trains_with_the_sweep_values_in_one_wandb_run(
+    tmp_path: Path,
+) -> None:
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    spec = load_sweep(ROOT / "recipes" / "sweeps" / "pallet_det_bayes.yaml")
+    run = sample_runs(spec, 1, seed=3)[0] | {"data.strategy": "mixed", "seed": 5}
+    command = agent_command(spec, run, interpreter=sys.executable)[1:]  # no /usr/bin/env
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tiny = [o for o in tiny_pallet_options(tmp_path) if o != "--no-wandb"]
+    environment = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).parent),
+        "RECORD_DIR": str(tmp_path),
+        "WANDB_MODE": "offline",
+    }
+    result = subprocess.run(
+        [
+            *command,
+            *tiny,
+            "--trainer.max_steps=1",  # not fast_dev_run: it turns the loggers off
+            "--trainer.accelerator=cpu",
+            "--trainer.devices=2",
+            "--trainer.strategy=ddp",
+            "--trainer.callbacks+=helpers.RecordRankConfig",
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]
+    assert ranks[0]["world_size"] == 2 and ranks[0]["lr"] == run["model.lr"]
+    assert ranks[0]["strategy"] == "mixed" and ranks[0]["data_seed"] == 5
+    assert ranks[0]["torch_seed"] == 5
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "one W&B run per agent run, not one per rank"
+    from helpers import read_wandb_run
+
+    logged = read_wandb_run(next(runs[0].glob("run-*.wandb")))["config"]
+    assert json.loads(logged["model.lr"]) == run["model.lr"]
+    assert json.loads(logged["data.strategy"]) == "mixed" and json.loads(logged["seed"]) == 5

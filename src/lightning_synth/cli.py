@@ -29,8 +29,10 @@ _SKIP_UNSET = (
 class SaveAndLogConfig(SaveConfigCallback):
     """Saves the resolved config as ``config.yaml`` in the run's folder and logs it.
 
-    Every logger gets the whole config as hyperparameters (so a W&B run shows the config it
-    ran with, sweep parameters included). Only global rank 0 writes.
+    Every logger gets the whole config as hyperparameters, with dotted keys (``data.strategy``,
+    ``model.lr``: the names of the CLI options and of a sweep's parameters, apart from the
+    module's own hyperparameters that Lightning logs as ``lr`` ...). Only global rank 0
+    writes.
     """
 
     @override
@@ -49,10 +51,28 @@ class SaveAndLogConfig(SaveConfigCallback):
             )
             # jsonargparse's bookkeeping (``__default_config__`` ...) is not configuration.
             config = {k: v for k, v in self.config.clone().as_dict().items() if k[:2] != "__"}
+            flat = dotted(config)
             for logger in trainer.loggers:
-                logger.log_hyperparams(config)
+                logger.log_hyperparams(flat)
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+
+def dotted(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of dotted keys; ``class_path``/``init_args`` are kept.
+
+    Example:
+        >>> dotted({"model": {"lr": 0.01}, "seed_everything": 0})
+        {'model.lr': 0.01, 'seed_everything': 0}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(dotted(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def sweep_compatible(args: Sequence[str]) -> list[str]:

@@ -221,8 +221,9 @@ def test_a_run_logs_to_wandb_offline_and_no_wandb_falls_back_to_csv(
     run = read_wandb_run(files[0])
     # The whole resolved config, the phase, the counts per source, the metrics per set,
     # the prediction pictures and the final metrics.
-    assert '"strategy":"bridged"' in run["config"]["data"]
-    assert '"real_fraction":0.5' in run["config"]["data"] and "trainer" in run["config"]
+    config = {key: json.loads(value) for key, value in run["config"].items()}
+    assert config["data.strategy"] == "bridged" and config["data.real_fraction"] == 0.5
+    assert config["trainer.max_epochs"] == 2 and config["model.lr"] == config["lr"]
     history = run["history"]
     assert {"bridge/phase", "train/samples/synthetic", "train/samples/real"} <= history
     assert {"val/id/map", "val/ood/map", "val/id/map_50", "val/ood/map_50"} <= history
