@@ -187,3 +187,63 @@ def test_under_ddp_every_rank_trains_with_the_sweep_values_in_one_wandb_run(
     logged = read_wandb_run(next(runs[0].glob("run-*.wandb")))["config"]
     assert json.loads(logged["model.lr"]) == run["model.lr"]
     assert json.loads(logged["data.strategy"]) == "mixed" and json.loads(logged["seed"]) == 5
+
+
+GOOD = {
+    "program": "recipes/pallet_det.py",
+    "method": "random",
+    "metric": {"name": "val/ood/map", "goal": "maximize"},
+    "command": ["${env}", "${interpreter}", "${program}", "${args}"],
+    "parameters": {"model.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"method": "hyperband"}, "method must be one of"),
+        ({"method": "grid"}, "a grid sweeps discrete values; parameter 'model.lr'"),
+        ({"command": ["python", "${program}", "${args_no_hyphens}"]}, r"must pass \$\{args\}"),
+        ({"parameters": {}}, "has no parameters"),
+        ({"parameters": {"seed": {"min": 0}}}, "parameter 'seed' needs one of value"),
+        ({"parameters": {"seed": {"values": []}}}, "parameter 'seed' has no values"),
+        ({"parameters": {"x": {"distribution": "beta", "min": 0, "max": 1}}}, "distribution"),
+        ({"parameters": {"x": {"distribution": "uniform", "min": 1, "max": 1}}}, "min < max"),
+        ({"metric": {"name": "val/ood/map", "goal": "up"}}, "metric.goal must be"),
+        ({"program": None}, "needs the recipe to run as 'program'"),
+    ],
+)
+def test_a_bad_spec_is_refused_naming_the_file_and_the_parameter(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, **change}))
+    with pytest.raises(ValueError, match=message) as error:
+        load_sweep(path)
+    assert str(path) in str(error.value)
+
+
+def test_sampled_values_respect_their_distributions(tmp_path: Path) -> None:
+    spec = {
+        **GOOD,
+        "parameters": {
+            "model.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
+            "data.synthetic_ratio": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25},
+            "trainer.max_epochs": {"distribution": "int_uniform", "min": 2, "max": 4},
+            "data.realism": {"distribution": "categorical", "values": ["random", "realistic"]},
+            "seed": {"value": 3},
+        },
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    runs = sample_runs(load_sweep(path), 200, seed=0)
+    assert runs == sample_runs(spec, 200, seed=0)  # seeded
+    lrs = [r["model.lr"] for r in runs]
+    assert min(lrs) >= 1e-4 and max(lrs) <= 1e-2
+    assert sum(lr < 1e-3 for lr in lrs) > 60  # log-uniform: half the draws below the middle
+    assert {r["data.synthetic_ratio"] for r in runs} <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert {r["trainer.max_epochs"] for r in runs} == {2, 3, 4}
+    assert {r["data.realism"] for r in runs} == {"random", "realistic"}
+    assert {r["seed"] for r in runs} == {3}
+    with pytest.raises(ValueError, match="grid_runs needs a grid spec"):
+        grid_runs(spec)

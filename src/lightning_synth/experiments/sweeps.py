@@ -96,29 +96,32 @@ def _check_parameter(path: Path, method: str, name: str, parameter: Any) -> None
     if not isinstance(parameter, dict):
         msg = f"{path}: parameter {name!r} must be a mapping, got {parameter!r}"
         raise ValueError(msg)
-    kinds = [key for key in ("value", "values", "distribution") if key in parameter]
-    if len(kinds) != 1:
-        msg = f"{path}: parameter {name!r} needs one of value, values or distribution, got {kinds}"
+    kinds = [key for key in ("value", "values") if key in parameter]
+    distribution = parameter.get("distribution")
+    # W&B's constant and categorical distributions come with a value or values.
+    discrete = distribution in (None, "constant", "categorical")
+    if (discrete and len(kinds) != 1) or (not discrete and kinds):
+        msg = (
+            f"{path}: parameter {name!r} needs one of value, values or distribution, "
+            f"got {parameter}"
+        )
         raise ValueError(msg)
     if "values" in parameter and not (
         isinstance(parameter["values"], list) and parameter["values"]
     ):
         msg = f"{path}: parameter {name!r} has no values: {parameter['values']!r}"
         raise ValueError(msg)
-    if "distribution" in parameter:
+    if not discrete:
         if method == "grid":
             msg = f"{path}: a grid sweeps discrete values; parameter {name!r} has a distribution"
             raise ValueError(msg)
-        distribution = parameter["distribution"]
         if distribution not in DISTRIBUTIONS:
             msg = (
                 f"{path}: parameter {name!r}: distribution must be one of {DISTRIBUTIONS}, "
                 f"got {distribution!r}"
             )
             raise ValueError(msg)
-        if distribution not in ("constant", "categorical") and not (
-            "min" in parameter and "max" in parameter and parameter["min"] < parameter["max"]
-        ):
+        if not ("min" in parameter and "max" in parameter and parameter["min"] < parameter["max"]):
             msg = f"{path}: parameter {name!r} needs min < max, got {parameter}"
             raise ValueError(msg)
 
@@ -144,11 +147,8 @@ def grid_runs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _draw(parameter: Mapping[str, Any], rng: random.Random) -> Any:
     if "value" in parameter or "values" in parameter:
         return rng.choice(_choices(parameter))
-    kind, low, high = parameter["distribution"], parameter.get("min"), parameter.get("max")
-    if kind == "constant":
-        return parameter["value"]
-    if kind == "categorical":
-        return rng.choice(parameter["values"])
+    kind = parameter["distribution"]
+    low, high = float(parameter["min"]), float(parameter["max"])
     if kind == "int_uniform":
         return rng.randint(int(low), int(high))
     if kind in ("uniform", "q_uniform"):
