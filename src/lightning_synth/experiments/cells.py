@@ -60,7 +60,12 @@ def recorded(cell: Cell, records: Path) -> dict[str, float] | None:
 
 
 def run_cell(
-    cell: Cell, scratch: Path, records: Path, extra: Sequence[str] = (), quiet: bool = False
+    cell: Cell,
+    scratch: Path,
+    records: Path,
+    extra: Sequence[str] = (),
+    quiet: bool = False,
+    log: Path | None = None,
 ) -> dict[str, float]:
     """The metrics of ``cell``: from its record, or by running the recipe and recording it.
 
@@ -70,6 +75,7 @@ def run_cell(
     write ``results.json`` in its run folder there (``<save_dir>/<name>/<version>/``, see
     :func:`lightning_synth.cli.run_directory`: ``lightning_logs/version_0`` for CSV logs).
     What an earlier, unfinished run of the cell left is removed first, except its cache.
+    With ``log``, the run's output goes to that file instead of this process's.
     """
     finished = recorded(cell, records)
     if finished is not None:
@@ -93,11 +99,19 @@ def run_cell(
             if leftover.name != "cache":
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         start = time.perf_counter()
-        print(f"--- running {cell.key} -> {directory}", flush=True)
-        output = subprocess.DEVNULL if quiet else None
-        subprocess.run([sys.executable, str(cell.recipe), *arguments], check=True, stdout=output)
+        command = [sys.executable, str(cell.recipe), *arguments]
+        if log is not None:
+            # The run's output (both streams) in its own file, e.g. when cells run at once.
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("w") as stream:
+                subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
+        else:
+            print(f"--- running {cell.key} -> {directory}", flush=True)
+            output = subprocess.DEVNULL if quiet else None
+            subprocess.run(command, check=True, stdout=output)
         seconds = round(time.perf_counter() - start)
-        print(f"--- {cell.key}: {seconds} s", flush=True)
+        if log is None:
+            print(f"--- {cell.key}: {seconds} s", flush=True)
         results = run_results(directory)
         if results is None:
             msg = f"{cell.recipe} finished but wrote no results.json under {directory}"
