@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"
 # jsonargparse 4.49 renamed ``skip_none`` (keep None values when saving) to ``skip_unset``.
 _SKIP_UNSET = (
     "skip_unset"
-    if "skip_unset" in inspect.signature(LightningArgumentParser.dump).parameters
+    if tuple(int(p) for p in version("jsonargparse").split(".")[:2]) >= (4, 49)
     else "skip_none"
 )
 

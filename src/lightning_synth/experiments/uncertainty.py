@@ -16,7 +16,7 @@ Example:
     >>> truth = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([1])}]
     >>> found = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "scores": torch.tensor([0.9]),
     ...           "labels": torch.tensor([1])}]
-    >>> float(average_precision(match_detections(found, truth)).mean())
+    >>> round(float(average_precision(match_detections(found, truth)).mean()), 6)
     1.0
 """
 
