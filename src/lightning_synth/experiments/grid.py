@@ -220,11 +220,7 @@ def plot_metric(
 
     Points are means over seeds, with the standard deviation as error bars.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     panel_groups = _groups(rows, panels)
     figure, axes = plt.subplots(
         1, len(panel_groups), figsize=(4.2 * len(panel_groups), 3.4), squeeze=False
@@ -252,23 +248,15 @@ def plot_metric(
         title = ", ".join(f"{p.rsplit('.', 1)[-1]}={v}" for p, v in zip(panels, panel, strict=True))
         axis.set_title(title or metric, fontsize=9)
         axis.grid(alpha=0.3)
-        if hue:
-            axis.legend(fontsize=8, title=hue.rsplit(".", 1)[-1], title_fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+        _legend(axis, hue)
+    _save(plt, figure, path)
 
 
 def plot_versus(
     rows: Sequence[Mapping[str, Any]], first: str, second: str, hue: str | None, path: Path
 ) -> None:
     """A point per cell (mean over seeds): ``first`` against ``second``, coloured by ``hue``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(4.6, 4.0))
     groups = _groups(rows, [hue]) if hue else {("all",): list(rows)}
     for (label,), group in groups.items():
@@ -279,8 +267,25 @@ def plot_versus(
     axis.set_xlabel(first)
     axis.set_ylabel(second)
     axis.grid(alpha=0.3)
+    _legend(axis, hue)
+    _save(plt, figure, path)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _legend(axis: Any, hue: str | None) -> None:
     if hue:
         axis.legend(fontsize=8, title=hue.rsplit(".", 1)[-1], title_fontsize=8)
+
+
+def _save(plt: Any, figure: Any, path: Path) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
