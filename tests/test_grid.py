@@ -108,5 +108,9 @@ def test_bad_selections_are_refused(tmp_path: Path) -> None:
         main([*base, "--only", "seed=7"])
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_only(["seed"])
+    with pytest.raises(ValueError, match="data.simulation.dose"):
+        parse_only(["data.simulation.dose=[100, 1200"])
     assert parse_only(["data.real_fraction=0.1,1.0"]) == {"data.real_fraction": [0.1, 1.0]}
+    dose = parse_only(["data.simulation.dose=null,[100, 1200]"])
+    assert dose == {"data.simulation.dose": [None, [100, 1200]]}
     assert cell_name({"data.simulation.dose": [50, 300]}) == "dose=50_300"

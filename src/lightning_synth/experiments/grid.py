@@ -64,10 +64,13 @@ def cell_name(parameters: Mapping[str, Any]) -> str:
 
 
 def parse_only(items: Sequence[str]) -> dict[str, list[Any]]:
-    """``["name=a,b", ...]`` -> ``{"name": [a, b]}``, values read as YAML (``0.1`` a float).
+    """``["name=a,b", ...]`` -> ``{"name": [a, b]}``, the values read as a YAML list.
+
+    ``0.1`` is a float, ``null`` None, and a value may itself be a list
+    (``data.simulation.dose=null,[100, 1200]``).
 
     Raises:
-        ValueError: If an item has no ``=``.
+        ValueError: If an item has no ``=`` or its values are not a YAML list.
     """
     chosen: dict[str, list[Any]] = {}
     for item in items:
@@ -75,7 +78,11 @@ def parse_only(items: Sequence[str]) -> dict[str, list[Any]]:
             msg = f"--only takes NAME=VALUE[,VALUE...], got {item!r}"
             raise ValueError(msg)
         name, values = item.split("=", 1)
-        chosen[name] = [yaml.safe_load(v) for v in values.split(",")]
+        try:
+            chosen[name] = yaml.safe_load(f"[{values}]")
+        except yaml.YAMLError as error:
+            msg = f"--only {name}: cannot read {values!r} as values ({error})"
+            raise ValueError(msg) from error
     return chosen
 
 
