@@ -215,6 +215,23 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+def axis_positions(values: Sequence[Any]) -> tuple[list[Any], bool]:
+    """The distinct ``values`` in axis order, and whether they are numbers.
+
+    Numbers are sorted; names (fidelity tiers, synthetic levels) keep the order they first
+    come in, which for grid rows is the spec's.
+
+    Example:
+        >>> axis_positions([1.0, 0.1, 0.0, 0.1])
+        ([0.0, 0.1, 1.0], True)
+        >>> axis_positions(["basic", "thermal", "full", "basic"])
+        (['basic', 'thermal', 'full'], False)
+    """
+    distinct = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
+    return (sorted(distinct) if numeric else distinct), numeric
+
+
 def plot_metric(
     rows: Sequence[Mapping[str, Any]],
     metric: str,
@@ -225,7 +242,8 @@ def plot_metric(
 ) -> None:
     """``metric`` against ``x``, a line per ``hue`` value, a panel per ``panels`` combination.
 
-    Points are means over seeds, with the standard deviation as error bars.
+    Points are means over seeds, with the standard deviation as error bars. A numeric ``x``
+    is an axis; other values are categories in the order the rows first have them.
     """
     plt = _pyplot()
     panel_groups = _groups(rows, panels)
@@ -234,8 +252,7 @@ def plot_metric(
     )
     for axis, (panel, group) in zip(axes[0], panel_groups.items(), strict=True):
         lines = _groups(group, [hue]) if hue else {("all",): list(group)}
-        numeric = all(isinstance(r[x], int | float) for r in group)
-        positions = sorted({r[x] for r in group}, key=lambda v: (numeric and v) or str(v))
+        positions, numeric = axis_positions([r[x] for r in group])
         for (label,), line in lines.items():
             points = _groups(line, [x])
             xs = [v for v in positions if (v,) in points]
