@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from helpers import load_script, tiny_pallet_options
-from lightning_synth.tasks.detection import DetectionTask
+from lightning_synth.tasks.detection import DetectionTask, draw_detections
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "pallet_det.py"
 
@@ -128,6 +128,20 @@ def test_export_test_and_predict_through_coco(
 class _NanDetector(nn.Module):
     def forward(self, images: list, targets: list) -> dict[str, torch.Tensor]:
         return {"loss_classifier": torch.tensor(float("nan")), "loss_box_reg": torch.tensor(0.5)}
+
+
+def test_detections_thinner_than_a_pixel_are_drawn() -> None:
+    image = torch.zeros(3, 8, 10)
+    truth = torch.tensor([[1.0, 1.0, 4.0, 3.0]])
+    predicted = torch.tensor([[6.0, 2.0, 6.4, 5.0], [2.0, 6.0, 5.0, 6.0], [8.0, 1.0, 8.0, 1.0]])
+    picture = draw_detections(image, truth, predicted)
+    assert picture.shape == (8, 10, 3)
+    assert picture.dtype.name == "uint8"
+    red = (picture[..., 0] == 255) & (picture[..., 1] == 40)
+    assert red[2:5, 6].all()  # the 0.4 px wide box: a one-pixel column
+    assert red[6, 2:5].all()  # the zero-height box: a one-pixel row
+    assert red[1, 8]  # the empty box: one pixel
+    assert (picture[1, 1:4, 1] == 230).all()  # the truth box, green, right edge exclusive
 
 
 def test_non_finite_loss_stops_with_the_terms() -> None:

@@ -465,17 +465,26 @@ class DetectionTask(LightningModule):
 def draw_detections(
     image: torch.Tensor, truth: torch.Tensor | None, boxes: torch.Tensor
 ) -> np.ndarray:
-    """``image`` (C x H x W in [0, 1]) as uint8 RGB: ``truth`` boxes green, ``boxes`` red."""
+    """``image`` (C x H x W in [0, 1]) as uint8 RGB: ``truth`` boxes green, ``boxes`` red.
+
+    Boxes narrower or lower than a pixel (a detector may predict them) are drawn as one pixel.
+    """
     array = (image[:3].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     picture = Image.fromarray(np.ascontiguousarray(array))
     pen = ImageDraw.Draw(picture)
     for box in [] if truth is None else truth.tolist():
-        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 230, 64), width=2)
+        pen.rectangle(_pixel_corners(box), outline=(0, 230, 64), width=2)
     for box in boxes.tolist():
-        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 40, 40), width=1)
+        pen.rectangle(_pixel_corners(box), outline=(255, 40, 40), width=1)
     return np.asarray(picture)
+
+
+def _pixel_corners(box: Sequence[float]) -> list[float]:
+    """The first and last pixel PIL draws of an xyxy box (right, bottom exclusive); >= one."""
+    left, top, right, bottom = box
+    return [left, top, max(left, right - 1), max(top, bottom - 1)]
 
 
 def _average_precision() -> MeanAveragePrecision:
