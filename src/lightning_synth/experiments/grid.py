@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import re
 import statistics
 import sys
@@ -198,8 +199,16 @@ def _groups(
 
 
 def _spread(values: Sequence[float]) -> str:
+    """Mean (+- sd) to three significant digits of the mean, at least three decimals.
+
+    Example:
+        >>> _spread([0.846]), _spread([0.0039, 0.0041]), _spread([12.5, 13.5])
+        ('0.846', '0.00400 +- 0.00014', '13.000 +- 0.707')
+    """
     mean = statistics.mean(values)
-    return f"{mean:.3f} +- {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
+    digits = 3 if mean == 0 else max(3, 2 - math.floor(math.log10(abs(mean))))
+    text = f"{mean:.{digits}f}"
+    return f"{text} +- {statistics.stdev(values):.{digits}f}" if len(values) > 1 else text
 
 
 def markdown_table(
