@@ -286,9 +286,17 @@ def plot_metric(
 
 
 def plot_versus(
-    rows: Sequence[Mapping[str, Any]], first: str, second: str, hue: str | None, path: Path
+    rows: Sequence[Mapping[str, Any]],
+    first: str,
+    second: str,
+    hue: str | None,
+    path: Path,
+    annotate: str | None = None,
 ) -> None:
-    """A point per cell (mean over seeds): ``first`` against ``second``, coloured by ``hue``."""
+    """A point per cell (mean over seeds): ``first`` against ``second``, coloured by ``hue``.
+
+    Each point is labelled with its value of ``annotate`` (e.g. the real fraction), if given.
+    """
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(4.6, 4.0))
     groups = _groups(rows, [hue]) if hue else {("all",): list(rows)}
@@ -296,7 +304,19 @@ def plot_versus(
         cells = _groups(group, [k for k in group[0] if _is_parameter(k, first, second)])
         xs = [statistics.mean(float(r[first]) for r in c) for c in cells.values()]
         ys = [statistics.mean(float(r[second]) for r in c) for c in cells.values()]
-        axis.scatter(xs, ys, label=str(label), alpha=0.8)
+        points = axis.scatter(xs, ys, label=str(label), alpha=0.8)
+        if annotate:
+            for where, members in zip(zip(xs, ys, strict=True), cells.values(), strict=True):
+                axis.annotate(
+                    str(members[0][annotate]),
+                    where,
+                    textcoords="offset points",
+                    xytext=(4, 3),
+                    fontsize=7,
+                    color=points.get_facecolor()[0],
+                )
+    if annotate:
+        axis.set_title(f"labels: {annotate.rsplit('.', 1)[-1]}", fontsize=9)
     axis.set_xlabel(first)
     axis.set_ylabel(second)
     axis.grid(alpha=0.3)
@@ -356,7 +376,7 @@ def write_outputs(
             other = metric.replace("test/id/", "test/ood/", 1)
             if all(other in row for row in rows):
                 path = records / f"id-vs-ood-{metric.rsplit('/', 1)[-1]}.png"
-                plot_versus(rows, metric, other, hue, path)
+                plot_versus(rows, metric, other, hue, path, annotate=x if x != hue else None)
                 written.append(path)
     return written
 
