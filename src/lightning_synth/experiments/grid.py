@@ -257,8 +257,15 @@ def plot_metric(
     plt = _pyplot()
     panel_groups = _groups(rows, panels)
     figure, axes = plt.subplots(
-        1, len(panel_groups), figsize=(4.2 * len(panel_groups), 3.4), squeeze=False
+        1,
+        len(panel_groups),
+        figsize=(4.2 * len(panel_groups), 3.4),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
     )
+    # One colour per hue value in every panel, and the same axes, so panels compare.
+    colours = {v: f"C{i}" for i, v in enumerate(dict.fromkeys(r[hue] for r in rows))} if hue else {}
     for axis, (panel, group) in zip(axes[0], panel_groups.items(), strict=True):
         lines = _groups(group, [hue]) if hue else {("all",): list(group)}
         positions, numeric = axis_positions([r[x] for r in group])
@@ -273,7 +280,15 @@ def plot_metric(
                 for v in xs
             ]
             where = xs if numeric else [positions.index(v) for v in xs]
-            axis.errorbar(where, means, yerr=errors, marker="o", capsize=3, label=str(label))
+            axis.errorbar(
+                where,
+                means,
+                yerr=errors,
+                marker="o",
+                capsize=3,
+                label=str(label),
+                color=colours.get(label, "C0"),
+            )
         if not numeric:
             axis.set_xticks(range(len(positions)), [str(p) for p in positions], rotation=20)
         axis.set_xlabel(x)
