@@ -111,22 +111,61 @@ def load_script(path: Any) -> Any:
     return module
 
 
-def read_wandb_run(path: Any) -> dict[str, Any]:
-    """What an offline W&B run file (``run-<id>.wandb``) holds: config keys, metric
-    definitions, history keys and summary keys.
+def read_wandb_run(path: Any, timeout: float = 60.0) -> dict[str, Any]:
+    """What an offline W&B run file (``run-<id>.wandb``) holds: config keys (from the run
+    record and the config records), metric definitions, history keys and summary keys.
 
     The file is a LevelDB-style log (a 7-byte header, then 32 KiB blocks of records with a
-    7-byte header: checksum, length, kind) of W&B's protobuf ``Record`` messages.
+    7-byte header: checksum, length, kind) of W&B's protobuf ``Record`` messages. W&B's
+    service process may still be writing it when ``finish()`` has returned, so this waits
+    (up to ``timeout`` seconds) for the run's closing ``exit`` record.
     """
-    import struct
+    import time
     from pathlib import Path
 
     from wandb.proto import wandb_internal_pb2
 
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B":
-        msg = f"{path} is not a W&B run file"
-        raise ValueError(msg)
+    deadline = time.monotonic() + timeout
+    while True:
+        data = Path(path).read_bytes()
+        if data[:4] != b":W&B":
+            msg = f"{path} is not a W&B run file"
+            raise ValueError(msg)
+        records = []
+        for payload in _log_payloads(data):
+            record = wandb_internal_pb2.Record()
+            try:
+                record.ParseFromString(payload)
+            except Exception:  # a record still being written
+                break
+            records.append(record)
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            break
+        if time.monotonic() > deadline:
+            msg = f"{path} has no exit record after {timeout} s: the run was not finished"
+            raise AssertionError(msg)
+        time.sleep(0.2)
+    run: dict[str, Any] = {"config": {}, "metrics": {}, "history": set(), "summary": set()}
+    for record in records:
+        kind = record.WhichOneof("record_type")
+        if kind == "run":  # the config W&B had when the run started
+            run["config"].update({i.key: i.value_json for i in record.run.config.update})
+        elif kind == "config":
+            run["config"].update({item.key: item.value_json for item in record.config.update})
+        elif kind == "metric":
+            name = record.metric.glob_name or record.metric.name
+            run["metrics"][name] = record.metric.summary
+        elif kind == "history":
+            run["history"] |= {i.key or "/".join(i.nested_key) for i in record.history.item}
+        elif kind == "summary":
+            run["summary"] |= {i.key or "/".join(i.nested_key) for i in record.summary.update}
+    return run
+
+
+def _log_payloads(data: bytes) -> list[bytes]:
+    """The records of a LevelDB-style log, fragments joined; a torn last one left out."""
+    import struct
+
     block, position, pending, payloads = 32768, 7, b"", []
     while position + 7 <= len(data):
         left = block - position % block
@@ -137,26 +176,14 @@ def read_wandb_run(path: Any) -> dict[str, Any]:
         position += 7
         if length == 0 and kind == 0:
             break
+        if position + length > len(data):
+            break
         pending += data[position : position + length]
         position += length
         if kind in (1, 4):  # a full record, or the last piece of one
             payloads.append(pending)
             pending = b""
-    run: dict[str, Any] = {"config": {}, "metrics": {}, "history": set(), "summary": set()}
-    for payload in payloads:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        kind = record.WhichOneof("record_type")
-        if kind == "config":
-            run["config"].update({item.key: item.value_json for item in record.config.update})
-        elif kind == "metric":
-            name = record.metric.glob_name or record.metric.name
-            run["metrics"][name] = record.metric.summary
-        elif kind == "history":
-            run["history"] |= {i.key or "/".join(i.nested_key) for i in record.history.item}
-        elif kind == "summary":
-            run["summary"] |= {i.key or "/".join(i.nested_key) for i in record.summary.update}
-    return run
+    return payloads
 
 
 def tiny_pallet_options(root: Any) -> list[str]:
