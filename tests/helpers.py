@@ -123,6 +123,7 @@ def read_wandb_run(path: Any, timeout: float = 60.0) -> dict[str, Any]:
     import time
     from pathlib import Path
 
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
     deadline = time.monotonic() + timeout
@@ -136,7 +137,7 @@ def read_wandb_run(path: Any, timeout: float = 60.0) -> dict[str, Any]:
             record = wandb_internal_pb2.Record()
             try:
                 record.ParseFromString(payload)
-            except Exception:  # a record still being written
+            except DecodeError:  # a record still being written
                 break
             records.append(record)
         if any(r.WhichOneof("record_type") == "exit" for r in records):
