@@ -102,9 +102,9 @@ def main() -> None:
     model = recipe["model"]
     data = recipe["data"]
     config = standin_config("id", width=data["width"], height=data["height"], **data["scene"])
-    generator = PalletSceneGenerator(config, seed=5)
-    train = [generator(i) for i in range(args.images)]
-    held = [generator(1000 + i) for i in range(16)]
+    generator = PalletSceneGenerator(config)
+    train = [generator(5, i) for i in range(args.images)]
+    held = [generator(5, 1000 + i) for i in range(16)]
     baseline = {k: v for k, v in model.items() if k not in STRIDE8_ONLY} | {"model": BASELINE}
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "

@@ -46,10 +46,10 @@ from lightning_synth.generators.warehouse.render import (
 
 def rate(generator: PalletSceneGenerator, images: int, start: int = 1000) -> float:
     """Images/s of ``generator`` over ``images`` indices (after one warm-up sample)."""
-    generator(start - 1)
+    generator(0, start - 1)
     begin = time.perf_counter()
     for index in range(start, start + images):
-        generator(index)
+        generator(0, index)
     return images / (time.perf_counter() - begin)
 
 
@@ -64,8 +64,8 @@ def per_level(images: int, width: int, height: int) -> None:
     print(f"\n1. images/s on one core, {width} x {height}, {images} images each")
     print(f"{'set':<18} {'numba':>8} {'torch':>8} {'ratio':>7}")
     for name, config in configs.items():
-        fast = rate(PalletSceneGenerator(config, seed=0, backend="numba"), images)
-        slow = rate(PalletSceneGenerator(config, seed=0, backend="torch"), max(3, images // 4))
+        fast = rate(PalletSceneGenerator(config, backend="numba"), images)
+        slow = rate(PalletSceneGenerator(config, backend="torch"), max(3, images // 4))
         print(f"{name:<18} {fast:>8.1f} {slow:>8.2f} {fast / slow:>6.1f}x")
 
 
@@ -122,12 +122,12 @@ def breakdown(width: int, height: int, repeats: int = 10) -> None:
 
 
 def training_consumption(images: int) -> None:
-    from lightning_synth.data.pallets import RenderedPallets
+    from lightning_synth.data.pallets import rendered_pallets
     from lightning_synth.tasks.detection import DetectionTask
 
     torch.set_num_threads(2)
     config = realism_config("random", width=320, height=240)
-    data = RenderedPallets(8, config, seed=0)
+    data = rendered_pallets(config, 8, seed=0)
     samples = [data[i] for i in range(8)]
     # The detector of the recipe's CPU config, as it trains there.
     recipe_config = Path(__file__).parents[1] / "recipes" / "configs" / "pallet_det.yaml"
@@ -149,7 +149,7 @@ def training_consumption(images: int) -> None:
             steps.append(time.perf_counter() - begin)
     consumed = 4 / statistics.median(steps)
     torch.set_num_threads(1)
-    produced = rate(PalletSceneGenerator(config, seed=0), images)
+    produced = rate(PalletSceneGenerator(config), images)
     print("\n3. a CPU training run (recipe default, 320 x 240, batch 4, 2 threads)")
     print(
         f"   consumes {consumed:.2f} images/s; one generator core renders {produced:.1f} images/s"
@@ -162,7 +162,7 @@ def on_gpu(images: int, width: int, height: int) -> None:
         print("\n4. no CUDA device: GPU throughput not measured")
         return
     config = realism_config("realistic", width=width, height=height)
-    generator = PalletSceneGenerator(config, seed=0, device="cuda", backend="torch")
+    generator = PalletSceneGenerator(config, device="cuda", backend="torch")
     torch.cuda.synchronize()
     speed = rate(generator, images)
     print(f"\n4. torch backend on {torch.cuda.get_device_name()}: {speed:.1f} images/s")

@@ -31,8 +31,7 @@ from PIL import Image
 
 from lightning_synth.cli import LightningSynthCLI, run_directory, run_recipe
 from lightning_synth.data.coco import CocoDetection, coco_detections, write_coco
-from lightning_synth.data.pallets import PalletDataModule, RenderedPallets
-from lightning_synth.generators.warehouse import DOMAIN_SEEDS, standin_config
+from lightning_synth.data.pallets import PalletDataModule, standin_set
 from lightning_synth.tasks.detection import LOGGED_METRICS, DetectionTask
 
 CONFIG = Path(__file__).parent / "configs" / "pallet_det.yaml"
@@ -137,12 +136,8 @@ def export_standins(argv: Sequence[str]) -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--samples", type=int, default=128, help="images per test set")
     args = parser.parse_args(argv)
-    from lightning_synth.data.sources import stable_seed
-
     for domain in ("id", "ood"):
-        config = standin_config(domain, width=args.width, height=args.height)  # type: ignore[arg-type]
-        seed = stable_seed(DOMAIN_SEEDS[domain], "test")
-        dataset = RenderedPallets(args.samples, config, seed)
+        dataset = standin_set(domain, "test", args.samples, width=args.width, height=args.height)
         path = write_coco((dataset[i] for i in range(len(dataset))), args.out / domain)
         print(f"wrote {path} ({args.samples} images)")
 

@@ -152,7 +152,8 @@ def test_restore_best_loads_the_best_synthetic_weights_before_fine_tuning(tmp_pa
     _trainer(tmp_path, [bridge], max_epochs=4).fit(model, datamodule=_datamodule())
     assert torch.equal(model.at_start[3], model.after_val[1])
     assert not torch.equal(model.after_val[2], model.after_val[1])
-    assert bridge.state_dict()["best_weights"] is None  # dropped once used
+    assert bridge._best_weights is None  # dropped once used
+    assert "best_weights" not in bridge.state_dict()
 
 
 def _checkpointing(root: Path) -> ModelCheckpoint:
@@ -323,3 +324,90 @@ def test_lightning_still_has_the_fit_loop_attribute_we_clear() -> None:
     trainer = Trainer(logger=False, enable_checkpointing=False)
     assert hasattr(trainer.fit_loop, "_combined_loader")
     assert "_combined_loader" in trainer.fit_loop.setup_data.__code__.co_names
+
+
+class ScheduledSegmenter(TinySegmenter):
+    """TinySegmenter with a chosen scheduler, recording the LR of every step."""
+
+    def __init__(self, schedule: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schedule = schedule
+        self.step_lrs: list[float] = []
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.step_lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        from torch.optim import lr_scheduler as schedulers
+
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+        if self.schedule == "lambda":
+            scheduler: Any = schedulers.LambdaLR(optimizer, lambda step: 1 / (1 + step))
+        elif self.schedule == "warmup_cosine":
+            scheduler = schedulers.SequentialLR(
+                optimizer,
+                [
+                    schedulers.LinearLR(optimizer, start_factor=0.25, total_iters=2),
+                    schedulers.CosineAnnealingLR(optimizer, T_max=6, eta_min=self.lr / 20),
+                ],
+                milestones=[2],
+            )
+        elif self.schedule == "one_cycle":
+            scheduler = schedulers.OneCycleLR(optimizer, max_lr=self.lr, total_steps=8)
+        else:
+            scheduler = schedulers.ExponentialLR(optimizer, gamma=0.7)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+@pytest.mark.parametrize("schedule", ["lambda", "warmup_cosine", "one_cycle", "exponential"])
+def test_lr_scale_scales_the_whole_rebuilt_schedule(tmp_path: Path, schedule: str) -> None:
+    # 16 synthetic samples = 4 steps, then 8 real = 2 steps per epoch: 2 real epochs, 4 steps.
+    def run(scale: float, switch: bool) -> list[float]:
+        model = ScheduledSegmenter(schedule, lr=0.1)
+        data = _datamodule() if switch else _datamodule(strategy="real_only")
+        callbacks = [BridgedTransfer(switch_epoch=1, lr_scale=scale)] if switch else []
+        _trainer(tmp_path, callbacks, max_epochs=3 if switch else 2).fit(model, datamodule=data)
+        return model.step_lrs[4:] if switch else model.step_lrs
+
+    fresh = run(1.0, switch=False)  # the schedule as configure_optimizers builds it
+    assert len(fresh) == 4 and len(set(fresh)) > 1
+    assert run(1.0, switch=True) == pytest.approx(fresh)
+    assert run(0.1, switch=True) == pytest.approx([0.1 * lr for lr in fresh])
+
+
+def test_checkpoints_hold_no_weights_of_restore_best(tmp_path: Path) -> None:
+    model = ScriptedScore([0.1, 0.9, 0.2, 0.3], lr=0.1)
+    bridge = BridgedTransfer(switch_epoch=3, monitor="val/score", mode="max", restore_best=True)
+    callbacks = [bridge, _checkpointing(tmp_path)]
+    _trainer(tmp_path, callbacks, max_epochs=2, enable_checkpointing=True).fit(
+        model, datamodule=_datamodule()
+    )
+    checkpoint = torch.load(tmp_path / "ckpt" / "epoch=1.ckpt", weights_only=True)
+    (state,) = [v for k, v in checkpoint["callbacks"].items() if "BridgedTransfer" in k]
+    assert not any(isinstance(v, torch.Tensor | dict) for v in state.values())
+    assert state["best_score"] == pytest.approx(0.9)
+    # Resumed, the tracking restarts (with a warning) and the switch still restores the best
+    # weights seen after the resume.
+    resumed = ScriptedScore([0.1, 0.9, 0.5, 0.3], lr=0.1)
+    again = BridgedTransfer(switch_epoch=3, monitor="val/score", mode="max", restore_best=True)
+    with pytest.warns(UserWarning, match="are not stored in it"):
+        _trainer(tmp_path, [again], max_epochs=4).fit(
+            resumed, datamodule=_datamodule(), ckpt_path=tmp_path / "ckpt" / "epoch=1.ckpt"
+        )
+    assert again.switches[0]["epoch"] == 3
+
+
+def test_deepspeed_is_refused_by_type() -> None:
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    class Mine(DeepSpeedStrategy):  # a user's subclass is refused too
+        pass
+
+    trainer = SimpleNamespace(datamodule=_datamodule(), strategy=Mine.__new__(Mine))
+    with pytest.raises(RuntimeError, match="DeepSpeed strategy does not support"):
+        BridgedTransfer(switch_epoch=1).setup(trainer, TinySegmenter(), "fit")  # type: ignore[arg-type]

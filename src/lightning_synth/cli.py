@@ -11,6 +11,7 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer, seed_everything
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from lightning_synth.loggers import run_directory
@@ -185,9 +186,13 @@ class LightningSynthCLI(LightningCLI):
 
 
 def ensure_bridge(trainer: Trainer, datamodule: LightningDataModule | None) -> None:
-    """Append a ``BridgedTransfer(switch_epoch=max_epochs // 2)`` for a phased DataModule.
+    """Append a BridgedTransfer with evenly spaced switches for a phased DataModule.
 
+    Two phases switch at ``round(max_epochs / 2)``; every phase gets at least one epoch.
     Does nothing when the trainer already has one, or when the data has a single phase.
+
+    Raises:
+        ValueError: If ``max_epochs`` is smaller than the number of phases.
     """
     from lightning_synth.callbacks import BridgedTransfer
 
@@ -196,13 +201,22 @@ def ensure_bridge(trainer: Trainer, datamodule: LightningDataModule | None) -> N
     if len(phases) < 2 or any(isinstance(c, BridgedTransfer) for c in callbacks):
         return
     epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 2
-    switches = [max(1, round(epochs * (k + 1) / len(phases))) for k in range(len(phases) - 1)]
-    switches = sorted(set(switches))
-    if len(switches) < len(phases) - 1:
-        msg = f"max_epochs={epochs} is too few for the {len(phases)} phases {list(phases)}"
+    count = len(phases)
+    if epochs < count:
+        msg = (
+            f"strategy='bridged' trains the {count} phases {list(phases)} one after another, "
+            f"each for at least one epoch, so it needs max_epochs >= {count}; got "
+            f"max_epochs={epochs}"
+        )
         raise ValueError(msg)
+    switches: list[int] = []
+    for k in range(count - 1):
+        # Evenly spaced, at least one epoch per phase, and every switch before the end.
+        earliest = switches[-1] + 1 if switches else 1
+        latest = epochs - (count - 1 - k)
+        switches.append(min(max(round(epochs * (k + 1) / count), earliest), latest))
     callbacks.append(BridgedTransfer(switch_epoch=switches))
-    print(f"bridged transfer: phases {list(phases)}, switching at epochs {switches}")
+    rank_zero_info(f"bridged transfer: phases {list(phases)}, switching at epochs {switches}")
 
 
 def run_recipe(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_synth.data.cache import CachedDataset, SampleCache
+from lightning_synth.data.cache import SampleCache
 
 
 class Maker:
@@ -44,11 +44,11 @@ def test_render_resumes_after_an_interruption(tmp_path: Path) -> None:
     resumed = Maker()
     SampleCache(tmp_path, 6, {"generator": "toy"}, resumed, previews=2).render(progress=False)
     assert resumed.calls == [3, 4, 5]
-    dataset = CachedDataset(cache)
-    assert len(dataset) == 6
-    sample = dataset[4]
+    assert cache.missing() == []
+    sample = cache.load(4)
     assert torch.equal(sample["image"], Maker()(4)["image"])
     assert sample["meta"] == {"index": 4, "seed": 4, "dose": 3.5}
+    assert sorted(sample) == ["image", "mask", "meta"]
     assert sorted(p.name for p in (tmp_path / "previews").iterdir()) == ["000000.png", "000001.png"]
     assert json.loads((tmp_path / "manifest.json").read_text()) == {"length": 6, "generator": "toy"}
 
@@ -62,8 +62,7 @@ def test_other_settings_are_refused_and_missing_samples_reported(tmp_path: Path)
     partial = SampleCache(tmp_path / "b", 3, {"generator": "toy"}, Maker(fail_at=1))
     with pytest.raises(KeyboardInterrupt):
         partial.render(progress=False)
-    with pytest.raises(ValueError, match="lacks 2 of 3 samples; render it first"):
-        CachedDataset(partial)
+    assert partial.missing() == [1, 2]
     with pytest.raises(FileNotFoundError, match="sample 2 .* is not rendered"):
         partial.load(2)
 
@@ -73,3 +72,86 @@ def test_render_in_worker_processes(tmp_path: Path) -> None:
     cache.render(workers=2, progress=False)
     assert cache.missing() == []
     assert torch.equal(cache.load(2)["mask"], Maker()(2)["mask"])
+
+
+def test_damaged_files_are_named(tmp_path: Path) -> None:
+    cache = SampleCache(tmp_path, 3, {"generator": "toy"}, Maker())
+    cache.render(progress=False)
+    cache.sample_path(0).write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"cannot read cached sample .*000000\.npz"):
+        cache.load(0)
+    cache.sample_path(1).with_suffix(".json").write_text("{truncated")
+    with pytest.raises(ValueError, match=r"record of sample 1 .*000001\.json"):
+        cache.load(1)
+    (tmp_path / "manifest.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(ValueError, match=r"cache manifest .*manifest\.json"):
+        SampleCache(tmp_path, 3, {"generator": "toy"}, Maker())
+
+
+def test_a_sample_file_of_another_shape_is_refused(tmp_path: Path) -> None:
+    small = SampleCache(tmp_path / "small", 2, {"generator": "toy"}, Maker())
+    small.render(progress=False)
+    other = SampleCache(
+        tmp_path / "other", 2, {"generator": "toy"}, lambda i: {"image": torch.zeros(1, 4, 4)}
+    )
+    other.render(progress=False)
+    other.sample_path(1).replace(small.sample_path(1))
+    with pytest.raises(
+        ValueError, match=r"000001\.npz holds .*\[1, 4, 4\].*record says .*\[1, 8, 8\]"
+    ):
+        small.load(1)
+
+
+def test_samples_without_a_manifest_are_not_adopted(tmp_path: Path) -> None:
+    SampleCache(tmp_path, 2, {"generator": "toy"}, Maker()).render(progress=False)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(ValueError, match="holds samples but no manifest.json"):
+        SampleCache(tmp_path, 2, {"generator": "other"}, Maker()).render(progress=False)
+
+
+SLOW_RENDER = """
+import os, sys, time
+from pathlib import Path
+from lightning_synth.data.cache import SampleCache
+
+class Slow:
+    def __init__(self, folder):
+        self.folder = folder
+    def __call__(self, index):
+        (Path(self.folder) / f"{os.getpid()}.pid").touch()
+        time.sleep(60)
+
+SampleCache(sys.argv[1], 8, {"generator": "slow"}, Slow(sys.argv[2])).render(workers=2, progress=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        return False
+    return "State:\tZ" not in status.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_render_workers_end_with_a_killed_parent(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SLOW_RENDER, str(tmp_path / "cache"), str(pids)]
+    )
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p.stem) for p in pids.iterdir()]
+    assert len(workers) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)

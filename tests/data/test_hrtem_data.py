@@ -7,13 +7,9 @@ from pathlib import Path
 
 import torch
 
-from lightning_synth.data.hrtem import (
-    HRTEMDataModule,
-    SimulatedHRTEMDataset,
-    held_out_config,
-    min_max_normalize,
-)
-from lightning_synth.generators.hrtem.simulator import SimulationConfig
+from lightning_synth.data.generated import GeneratedDataset
+from lightning_synth.data.hrtem import HRTEMDataModule, held_out_config, min_max_normalize
+from lightning_synth.generators.hrtem.simulator import HRTEMSimulator, SimulationConfig
 
 TINY = SimulationConfig(
     detector_pixels=96,
@@ -23,12 +19,16 @@ TINY = SimulationConfig(
 )
 
 
+def simulated(seed: int) -> GeneratedDataset:
+    return GeneratedDataset(HRTEMSimulator(TINY, device="cpu"), 3, seed)
+
+
 def test_on_the_fly_samples_are_deterministic_per_seed_and_index() -> None:
-    data = SimulatedHRTEMDataset(3, TINY, seed=5)
-    again = SimulatedHRTEMDataset(3, TINY, seed=5)
+    data, again = simulated(5), simulated(5)
     assert torch.equal(data[1]["image"], again[1]["image"])
     assert not torch.equal(data[1]["image"], data[2]["image"])
-    assert not torch.equal(data[1]["image"], SimulatedHRTEMDataset(3, TINY, seed=6)[1]["image"])
+    assert not torch.equal(data[1]["image"], simulated(6)[1]["image"])
+    assert sorted(data[1]) == ["image", "mask", "meta"]
 
 
 def test_held_out_domain_is_shifted_at_full_fidelity_and_its_own_dose() -> None:
@@ -48,8 +48,9 @@ def test_datamodule_renders_caches_and_serves_normalised_batches(tmp_path: Path)
         TINY, train_samples=4, val_samples=2, test_samples=2, cache_dir=str(tmp_path), batch_size=2
     )
     dm.prepare_data()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["test", "train", "val"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic", "test-heldout", "val-val"]
     dm.setup("fit")
+    assert dm.strategy == "synthetic_only"  # chosen by what is given: no real data
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert batch["image"].shape == (2, 1, 96, 96) and batch["mask"].shape == (2, 96, 96)
     assert float(batch["image"].min()) == 0.0 and float(batch["image"].max()) == 1.0
@@ -79,11 +80,15 @@ def test_min_max_normalisation_is_per_image() -> None:
     assert normalised[1, 0, 1, 1] == 1 and normalised[1, 0, 0, 0] == 0
 
 
-def test_training_augmentation_keeps_image_and_mask_aligned() -> None:
-    from lightning_synth.data.hrtem import _dihedral
-
-    image = torch.arange(16.0).view(1, 1, 4, 4).repeat(8, 1, 1, 1)
-    mask = image[:, 0].long()
-    augmented, augmented_mask = _dihedral(image, mask, torch.Generator().manual_seed(0))
-    assert torch.equal(augmented[:, 0].long(), augmented_mask)
-    assert len({tuple(a.flatten().tolist()) for a in augmented}) > 1
+def test_training_augmentation_is_d4_and_keeps_image_and_mask_aligned() -> None:
+    dm = HRTEMDataModule(TINY, train_samples=1, val_samples=1, test_samples=1)
+    assert dm.train_transform is not None and repr(dm.train_transform) == "Augmentation([D4])"
+    image = torch.arange(16.0).view(1, 4, 4)
+    sample = {"image": image, "mask": image[0].long()}
+    seen = set()
+    for _ in range(40):
+        out = dm.train_transform(sample)
+        assert torch.equal(out["image"][0].long(), out["mask"])
+        seen.add(tuple(out["image"].flatten().tolist()))
+    assert len(seen) == 8  # every symmetry of the square, and nothing else
+    assert HRTEMDataModule(TINY, train_transforms=[]).train_transform is None

@@ -73,12 +73,48 @@ def test_bad_real_data_gets_clear_errors(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ValueError, match="no images"):
         SegmentationFolder.from_path(empty, None, 0.2, 0.2)
-    with pytest.raises(ValueError, match="pixel_size must be positive"):
+    with pytest.raises(ValueError, match=r"pixel_size must be a finite number > 0 .*got 0.0"):
         SegmentationFolder.from_path(images, None, 0.0, 0.2)
+    with pytest.raises(ValueError, match=r"pixel_size must be a finite number > 0 .*got nan"):
+        SegmentationFolder.from_path(images, None, float("nan"), 0.2)
+    with pytest.raises(TypeError, match=r"pixel_size must be a number .*got '0.2'"):
+        SegmentationFolder.from_path(images, None, "0.2", 0.2)  # type: ignore[arg-type]
+    for tile in (0, -4, 2.5):
+        with pytest.raises(ValueError, match=rf"tile must be an integer >= 1 .*got {tile}"):
+            SegmentationFolder.from_path(images, masks, 0.2, 0.2, tile=tile)  # type: ignore[arg-type]
     bad = tmp_path / "bad.h5"
     with h5py.File(bad, "w") as file:
         file["images"] = np.zeros((2, 8, 8))
     with pytest.raises(ValueError, match=r"lacks the datasets \['maps'\]"):
         SegmentationFolder.from_path(bad, None, 0.2, 0.2)
-    with pytest.raises(ValueError, match="smaller than tile=256"):
-        SegmentationFolder.from_path(images, None, 0.2, 0.2, tile=256)
+    nan = tmp_path / "nan.h5"
+    with h5py.File(nan, "w") as file:
+        values = np.zeros((3, 8, 8), np.float32)
+        values[2, 1, 1] = np.nan
+        file["images"], file["maps"] = values, np.zeros((3, 8, 8))
+    with pytest.raises(ValueError, match=r"nan.h5: 'images' holds NaN .*\[2\]"):
+        SegmentationFolder.from_path(nan, None, 0.2, 0.2)
+    _write_pair(images, masks, "c", suffix=".tif")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(images / "c.png")
+    with pytest.raises(ValueError, match=r"c.png and c.tif share the stem 'c'"):
+        SegmentationFolder.from_path(images, masks, 0.2, 0.2)
+
+
+def test_tiles_cover_images_of_any_size(tmp_path: Path) -> None:
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    _write_pair(images, masks, "a", size=40)
+    data = SegmentationFolder.from_path(images, masks, 0.2, 0.2, tile=16)
+    # 40 = 16 + 16 + 8: a third row and column of tiles end at the edge, overlapping.
+    assert [(s["meta"]["top"], s["meta"]["left"]) for s in data][:3] == [(0, 0), (0, 16), (0, 24)]
+    assert len(data) == 9
+    covered = np.zeros((40, 40), bool)
+    for sample in data:
+        top, left = sample["meta"]["top"], sample["meta"]["left"]
+        covered[top : top + 16, left : left + 16] = True
+    assert covered.all()
+    # An image smaller than a tile is padded to one, mask alike.
+    small = SegmentationFolder.from_path(images, masks, 0.2, 0.2, tile=64)
+    assert len(small) == 1
+    sample = small[0]
+    assert sample["image"].shape == (1, 64, 64) and sample["mask"].shape == (64, 64)
+    assert int(sample["mask"][:40, :40].sum()) == 200

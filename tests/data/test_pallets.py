@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_synth.data.coco import write_coco
-from lightning_synth.data.pallets import PalletDataModule, RenderedPallets, horizontal_flip
+from lightning_synth.data.pallets import PalletDataModule, rendered_pallets
 from lightning_synth.generators.warehouse import realism_config
 
 TINY = {"width": 64, "height": 48}
@@ -40,7 +40,7 @@ def test_cached_and_on_the_fly_samples_are_identical(tmp_path: Path) -> None:
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["boxes"], b["boxes"])
     assert (tmp_path / "synthetic-half_realistic" / "previews" / "000000.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "real-id",
+        "real",
         "synthetic-half_realistic",
         "test-id",
         "test-ood",
@@ -68,17 +68,17 @@ def test_standins_are_fixed_and_synthetic_pools_follow_the_seed() -> None:
         dm.setup("test")
     # The stand-in sets do not depend on the module's seed; the synthetic pools do.
     assert torch.equal(a.val_datasets["id"][0]["image"], b.val_datasets["id"][0]["image"])
-    seeds = [dm._rendered["synthetic-random"][2] for dm in (a, b)]
-    first, second = (
-        RenderedPallets(1, realism_config("random", **TINY), seed)[0] for seed in seeds
-    )
-    assert not torch.equal(first["image"], second["image"])
+    first, second = (dm.generated["synthetic-random"] for dm in (a, b))
+    assert first.seed != second.seed
+    assert not torch.equal(first[0]["image"], second[0]["image"])
     # Test sets are other images than the validation sets of the same domain.
     assert not torch.equal(a.val_datasets["ood"][0]["image"], a.test_datasets["ood"][0]["image"])
 
 
 def test_real_data_and_evaluation_sets_from_coco(tmp_path: Path) -> None:
-    samples = [RenderedPallets(3, realism_config("realistic", **TINY), seed=5)[i] for i in range(3)]
+    samples = [
+        rendered_pallets(realism_config("realistic", **TINY), 3, seed=5)[i] for i in range(3)
+    ]
     path = write_coco(samples, tmp_path / "site")
     dm = _module(
         real_annotations=str(path),
@@ -92,20 +92,30 @@ def test_real_data_and_evaluation_sets_from_coco(tmp_path: Path) -> None:
     assert batch["source"] == ["real", "real"]
 
 
-def test_flip_moves_boxes_with_the_image() -> None:
+def test_training_samples_are_flipped_with_their_boxes() -> None:
+    dm = _module()
+    assert repr(dm.train_transform) == "Augmentation([HorizontalFlip])"
     image = torch.zeros(3, 4, 10)
     image[:, :, 1:3] = 1.0
-    images, boxes = [image], [torch.tensor([[1.0, 0.0, 3.0, 4.0]])]
-    horizontal_flip(images, boxes)
-    assert boxes[0].tolist() == [[7.0, 0.0, 9.0, 4.0]]
-    columns = torch.nonzero(images[0][0, 0]).flatten().tolist()
-    assert columns == [7, 8]
+    sample = {
+        "image": image,
+        "boxes": torch.tensor([[1.0, 0.0, 3.0, 4.0]]),
+        "labels": torch.ones(1, dtype=torch.int64),
+    }
+    outcomes = set()
+    for _ in range(30):
+        out = dm.train_transform(sample)
+        columns = torch.nonzero(out["image"][0, 0]).flatten().tolist()
+        box = out["boxes"][0].tolist()
+        assert columns == list(range(int(box[0]), int(box[2])))
+        outcomes.add(tuple(box))
+    assert outcomes == {(1.0, 0.0, 3.0, 4.0), (7.0, 0.0, 9.0, 4.0)}
 
 
 def test_bad_arguments_name_themselves() -> None:
     with pytest.raises(ValueError, match="realism must be distinct levels"):
         _module(realism="photoreal")
-    with pytest.raises(ValueError, match="synthetic_samples must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="synthetic_samples must be an integer >= 1, got 0"):
         _module(synthetic_samples=0)
     with pytest.raises(ValueError, match="eval_images names"):
         _module(eval_images={"site": "x"})

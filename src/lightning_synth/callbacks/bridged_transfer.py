@@ -9,6 +9,7 @@ from typing import Any, Literal, cast
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.strategies import DeepSpeedStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torch.optim import Optimizer
@@ -78,9 +79,12 @@ class BridgedTransfer(Callback):
     synchronising them and nothing needs rebuilding when they thaw (the gradients are still
     computed, which costs a backward pass through them).
 
-    **Resuming.** All mutable state is in :meth:`state_dict`. A run stopped after a switch
-    resumes in the phase it was in, with the rebuilt optimizer's state; one stopped before
-    still switches at the configured epoch or plateau.
+    **Resuming.** The mutable state is in :meth:`state_dict` (primitives only). A run stopped
+    after a switch resumes in the phase it was in, with the rebuilt optimizer's state; one
+    stopped before still switches at the configured epoch or plateau. The best weights that
+    ``restore_best`` holds are kept in memory (one CPU copy of the model) and not written to
+    checkpoints, which would otherwise each carry a second copy of the model: a run resumed
+    in the middle of a phase restores the best weights seen after the resume (it warns).
 
     A ``ReduceLROnPlateau`` scheduler built at a switch is stepped once, at the end of that
     epoch, with the ending phase's metric (Lightning steps plateau schedulers after
@@ -105,7 +109,7 @@ class BridgedTransfer(Callback):
             ``LightningModule.get_submodule`` reads them.
         freeze_epochs: Epochs to keep ``freeze`` frozen after each switch.
         restore_best: Load the best weights of the ending phase back before the switch
-            (needs ``monitor``).
+            (needs ``monitor``; see *Resuming*).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -213,7 +217,7 @@ class BridgedTransfer(Callback):
                 f"the phases {list(self._phases)} allow only {len(self._phases) - 1}"
             )
             raise ValueError(msg)
-        if "deepspeed" in type(trainer.strategy).__name__.lower():
+        if isinstance(trainer.strategy, DeepSpeedStrategy):
             msg = (
                 "BridgedTransfer rebuilds optimizers, which the DeepSpeed strategy does not support"
             )
@@ -247,7 +251,6 @@ class BridgedTransfer(Callback):
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "switches": [dict(record) for record in self.switches],
-            "best_weights": self._best_weights,
         }
 
     @override
@@ -258,7 +261,16 @@ class BridgedTransfer(Callback):
         self.best_epoch = state_dict["best_epoch"]
         self.wait = int(state_dict["wait"])
         self.switches = [dict(record) for record in state_dict["switches"]]
-        self._best_weights = state_dict.get("best_weights")
+        self._best_weights = None
+        if self.restore_best and self.best_score is not None:
+            # The weights are not in checkpoints (see the class docs): restart the tracking,
+            # so that the switch restores the best weights seen from here on.
+            rank_zero_warn(
+                f"BridgedTransfer: resumed with restore_best; the best weights before the "
+                f"checkpoint ({self.monitor}={self.best_score:.6g} at epoch {self.best_epoch}) "
+                "are not stored in it, so the best weights from here on will be restored"
+            )
+            self.best_score, self.best_epoch, self.wait = None, None, 0
 
     # ------------------------------------------------------------------ hooks
     @override
@@ -460,15 +472,35 @@ def _check_switch_epochs(switch_epoch: int | Sequence[int] | None) -> list[int]:
 
 
 def _scale_learning_rates(trainer: Trainer, scale: float) -> None:
-    """Multiply every learning rate the optimizers and their schedulers start from."""
+    """Multiply every learning rate the optimizers and their schedulers start from.
+
+    The schedule that follows is the one ``configure_optimizers`` built, scaled by ``scale``
+    at every step (tests/test_bridged_transfer.py checks LambdaLR, SequentialLR of LinearLR
+    and CosineAnnealingLR, OneCycleLR and ExponentialLR; ReduceLROnPlateau keeps its
+    absolute ``min_lr``). torch has no
+    public way to rescale a built scheduler; three of its attributes are written here:
+    ``base_lrs`` (public, what closed-form schedules start from), the children of
+    ``SequentialLR``/``ChainedScheduler`` (``_schedulers``, so each child is rescaled too) and
+    ``_last_lr`` (what ``get_last_lr()`` reports until the next step).
+    """
     for optimizer in trainer.optimizers:
         for group in optimizer.param_groups:
             for key in _LR_KEYS:
                 if key in group and isinstance(group[key], int | float | torch.Tensor):
                     group[key] = group[key] * scale
     for config in trainer.lr_scheduler_configs:
-        scheduler = config.scheduler
-        if hasattr(scheduler, "base_lrs"):
-            scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
-        if hasattr(scheduler, "_last_lr"):
-            scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+        for scheduler in _nested_schedulers(config.scheduler):
+            if hasattr(scheduler, "base_lrs"):
+                scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
+            if isinstance(getattr(scheduler, "eta_min", None), int | float):
+                scheduler.eta_min = scheduler.eta_min * scale  # CosineAnnealingLR's floor
+            if hasattr(scheduler, "_last_lr"):
+                scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def _nested_schedulers(scheduler: Any) -> list[Any]:
+    """``scheduler`` and, for SequentialLR and ChainedScheduler, every scheduler inside it."""
+    found = [scheduler]
+    for child in getattr(scheduler, "_schedulers", ()):
+        found += _nested_schedulers(child)
+    return found

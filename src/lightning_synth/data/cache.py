@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -23,9 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+#: Key of a sample record that lists its arrays' dtypes and shapes (checked on load).
+ARRAYS_RECORD = "_arrays"
 #: Sample keys stored as arrays; everything under ``meta`` goes to the JSON record.
 ARRAY_KEYS = ("image", "mask", "instance_masks", "boxes", "labels", "visible_fraction", "masks")
 
@@ -77,9 +80,21 @@ def _preview(
     return np.hstack([gray, (mask > 0).astype(np.uint8) * 255])
 
 
-def _one_thread() -> None:
-    """Worker initialiser: one torch thread per process, or processes fight over cores."""
+def _render_worker(parent: int) -> None:
+    """Render-process initialiser: one torch thread, and exit when the parent is gone.
+
+    One thread per process, or the processes fight over the cores. A process pool's workers
+    otherwise keep rendering after their parent is killed (SIGKILL gives it no chance to
+    stop them); a watcher thread ends the worker once its parent has changed.
+    """
     torch.set_num_threads(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class SampleCache:
@@ -113,7 +128,7 @@ class SampleCache:
         self.previews = previews
         path = self.root / "manifest.json"
         if path.exists():
-            existing = json.loads(path.read_text())
+            existing = _read_json(path, "cache manifest")
             if existing != self.manifest:
                 differing = sorted(
                     k
@@ -160,7 +175,8 @@ class SampleCache:
                 self.root / "previews" / f"{index:06d}.png",
                 lambda file: Image.fromarray(preview).save(file, format="PNG"),
             )
-        record = {"index": index, **_jsonable(sample.get("meta", {}))}
+        layout = {key: [str(array.dtype), list(array.shape)] for key, array in arrays.items()}
+        record = {"index": index, **_jsonable(sample.get("meta", {})), ARRAYS_RECORD: layout}
         _atomic_write(
             path.with_suffix(".json"), lambda file: file.write(json.dumps(record)), mode="w"
         )
@@ -170,9 +186,14 @@ class SampleCache:
         if self.make_sample is None:
             msg = "this cache was opened without make_sample, so it cannot render"
             raise RuntimeError(msg)
-        _atomic_write(
-            self.root / "manifest.json", lambda f: f.write(json.dumps(self.manifest, indent=1)), "w"
-        )
+        manifest = self.root / "manifest.json"
+        if not manifest.exists() and any((self.root / "samples").glob("*.json")):
+            msg = (
+                f"cache {self.root} holds samples but no manifest.json, so what they were "
+                "rendered from is unknown; use another directory or delete this one"
+            )
+            raise ValueError(msg)
+        _atomic_write(manifest, lambda f: f.write(json.dumps(self.manifest, indent=1)), "w")
         todo = self.missing()
         if not todo:
             return
@@ -184,7 +205,9 @@ class SampleCache:
         )
         samples: Iterable[tuple[int, Mapping[str, Any]]]
         if workers > 0:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_one_thread)
+            pool = ProcessPoolExecutor(
+                max_workers=workers, initializer=_render_worker, initargs=(os.getpid(),)
+            )
             samples = zip(todo, pool.map(self.make_sample, todo), strict=True)
         else:
             pool = None
@@ -206,41 +229,32 @@ class SampleCache:
         if not self.is_done(index):
             msg = f"sample {index} of {self.root} is not rendered; call render() first"
             raise FileNotFoundError(msg)
-        with np.load(self.sample_path(index)) as arrays:
-            sample: dict[str, Any] = {key: torch.from_numpy(arrays[key]) for key in arrays.files}
-        sample["meta"] = json.loads(self.sample_path(index).with_suffix(".json").read_text())
+        path = self.sample_path(index)
+        record = _read_json(path.with_suffix(".json"), f"record of sample {index}")
+        layout = record.pop(ARRAYS_RECORD, None)
+        try:
+            with np.load(path) as arrays:
+                sample: dict[str, Any] = {
+                    key: torch.from_numpy(arrays[key]) for key in arrays.files
+                }
+        except Exception as error:  # zip, pickle and OS errors of a damaged file
+            msg = f"cannot read cached sample {path}: {error}; delete it and render again"
+            raise ValueError(msg) from error
+        if layout is not None:
+            found = {key: [str(v.numpy().dtype), list(v.shape)] for key, v in sample.items()}
+            if found != layout:
+                msg = (
+                    f"cached sample {path} holds {found}, but its record says {layout}; "
+                    "delete it and render again"
+                )
+                raise ValueError(msg)
+        sample["meta"] = record
         return sample
 
 
-class CachedDataset(Dataset[dict[str, Any]]):
-    """Reads the samples of a rendered :class:`SampleCache`.
-
-    Args:
-        cache: A rendered cache.
-        keys: Array keys to return (those a sample lacks are skipped), plus ``meta``.
-        transform: Applied to every sample dict (e.g. to turn stored uint8 images into
-            floats).
-    """
-
-    def __init__(
-        self,
-        cache: SampleCache,
-        keys: tuple[str, ...] = ("image", "mask"),
-        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> None:
-        missing = cache.missing()
-        if missing:
-            msg = (
-                f"cache {cache.root} lacks {len(missing)} of {cache.length} samples; "
-                "render it first"
-            )
-            raise ValueError(msg)
-        self.cache, self.keys, self.transform = cache, keys, transform
-
-    def __len__(self) -> int:
-        return self.cache.length
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.cache.load(index)
-        sample = {key: sample[key] for key in (*self.keys, "meta") if key in sample}
-        return self.transform(sample) if self.transform is not None else sample
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        msg = f"cannot read the {what} {path}: {error}; delete it and render again"
+        raise ValueError(msg) from error

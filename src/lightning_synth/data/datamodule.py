@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_synth.data.augmentation import Transforms, build_augmentation
 from lightning_synth.data.collate import collate_samples
 from lightning_synth.data.samplers import MixingSampler
 from lightning_synth.data.sources import (
@@ -69,7 +70,9 @@ class SynthRealDataModule(LightningDataModule):
         val: Validation dataset, or mapping of set name to dataset (e.g. ``{"id": ...,
             "ood": ...}``); with a mapping, ``val_dataloader`` returns a dict in that order.
         test: Test dataset or mapping, as ``val``.
-        strategy: ``"real_only"``, ``"synthetic_only"``, ``"mixed"`` or ``"bridged"``.
+        strategy: ``"real_only"``, ``"synthetic_only"``, ``"mixed"`` or ``"bridged"``; None
+            chooses by what is given: ``"bridged"`` with ``phases``, else ``"mixed"`` with
+            both kinds, else the one kind's ``*_only``.
         phases: Phase names for ``strategy="bridged"``; only valid with it.
         mixing: ``"concat"`` or ``"ratio"`` (for the ``"mixed"`` phase).
         synthetic_ratio: Share of synthetic samples per batch with ``mixing="ratio"``, in [0, 1].
@@ -85,6 +88,12 @@ class SynthRealDataModule(LightningDataModule):
         batches_per_epoch: Fixed number of training batches per rank and epoch (e.g. for
             generators of unbounded length); ``None`` derives it from the pools.
         drop_last: Round the epoch down to whole batches on every rank instead of up.
+        train_transforms: Per-sample augmentation of every training sample (in the loader's
+            workers): a list of albumentations transforms by name, e.g. ``["D4"]`` or
+            ``[{"HorizontalFlip": {"p": 0.5}}]`` (see :class:`~lightning_synth.data.Augmentation`),
+            or any callable on sample dicts. None: the DataModule's default
+            (:attr:`default_train_transforms`; none here); ``[]``: none.
+        eval_transforms: The same for validation and test samples (default: none).
         seed: Seed of the subsets and of every shuffle.
 
     Example:
@@ -99,6 +108,9 @@ class SynthRealDataModule(LightningDataModule):
         ['synthetic', 'synthetic', 'real', 'real']
     """
 
+    #: The training augmentation that ``train_transforms=None`` means (subclasses set it).
+    default_train_transforms: ClassVar[Transforms | None] = None
+
     def __init__(
         self,
         synthetic: Pools | None = None,
@@ -106,7 +118,7 @@ class SynthRealDataModule(LightningDataModule):
         *,
         val: Pools | None = None,
         test: Pools | None = None,
-        strategy: Strategy = "mixed",
+        strategy: Strategy | None = None,
         phases: Sequence[str] | None = None,
         mixing: Mixing = "ratio",
         synthetic_ratio: float = 0.5,
@@ -120,10 +132,16 @@ class SynthRealDataModule(LightningDataModule):
         persistent_workers: bool | None = None,
         batches_per_epoch: int | None = None,
         drop_last: bool = False,
+        train_transforms: Transforms | None = None,
+        eval_transforms: Transforms | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["synthetic", "real", "val", "test", "collate_fn"])
+        self.save_hyperparameters(
+            ignore=["synthetic", "real", "val", "test", "collate_fn", "kwargs"]
+        )
+        if strategy is None:
+            strategy = _default_strategy(synthetic, real, phases)
         if strategy not in STRATEGIES:
             msg = f"strategy must be one of {STRATEGIES}, got {strategy!r}"
             raise ValueError(msg)
@@ -136,15 +154,29 @@ class SynthRealDataModule(LightningDataModule):
         self.real_fraction = check_fraction("real_fraction", real_fraction)
         self.synthetic_fraction = check_fraction("synthetic_fraction", synthetic_fraction)
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 msg = f"{name} must be a positive integer, got {value!r}"
                 raise ValueError(msg)
-        if not isinstance(num_workers, int) or num_workers < 0:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             msg = f"num_workers must be an integer >= 0, got {num_workers!r}"
             raise ValueError(msg)
-        if batches_per_epoch is not None and batches_per_epoch < 1:
-            msg = f"batches_per_epoch must be >= 1 or None, got {batches_per_epoch!r}"
+        if batches_per_epoch is not None and (
+            isinstance(batches_per_epoch, bool)
+            or not isinstance(batches_per_epoch, int)
+            or batches_per_epoch < 1
+        ):
+            msg = f"batches_per_epoch must be an integer >= 1 or None, got {batches_per_epoch!r}"
             raise ValueError(msg)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            msg = f"seed must be an integer, got {seed!r}"
+            raise ValueError(msg)
+        self.train_transform = build_augmentation(
+            self.default_train_transforms if train_transforms is None else train_transforms,
+            "train_transforms",
+        )
+        self.eval_transform = build_augmentation(eval_transforms, "eval_transforms")
 
         self.strategy = strategy
         self.mixing = mixing
@@ -304,7 +336,11 @@ class SynthRealDataModule(LightningDataModule):
             raise ValueError(msg)
         synthetic, real = self._phase_pool_names(phase)
         pools = [self.pools[name] for name in (*synthetic, *real)]
-        dataset = PooledDataset(pools, batch_provenance=_collates_provenance(self.collate_fn))
+        dataset = PooledDataset(
+            pools,
+            batch_provenance=_collates_provenance(self.collate_fn),
+            transform=self.train_transform,
+        )
         world, rank = self._distributed()
         ratio_mixing = bool(synthetic) and bool(real) and self.mixing == "ratio"
         sizes = (
@@ -364,8 +400,13 @@ class SynthRealDataModule(LightningDataModule):
     ) -> DataLoader[Any] | dict[str, DataLoader[Any]] | list[Any]:
         if not datasets:
             return []
+        transform = self.eval_transform
         loaders = {
-            name: DataLoader(dataset, shuffle=False, **self._loader_kwargs(self.eval_batch_size))
+            name: DataLoader(
+                dataset if transform is None else TransformedDataset(dataset, transform),
+                shuffle=False,
+                **self._loader_kwargs(self.eval_batch_size),
+            )
             for name, dataset in datasets.items()
         }
         if list(sources) == [UNNAMED_SET]:
@@ -404,6 +445,30 @@ def _named(value: Pools | None, default: str) -> dict[str, DatasetLike]:
                 raise ValueError(msg)
         return dict(value)
     return {UNNAMED_SET if default in ("val", "test") else default: value}
+
+
+def _default_strategy(
+    synthetic: Pools | None, real: Pools | None, phases: Sequence[str] | None
+) -> Strategy:
+    """The strategy that ``strategy=None`` means for what was given."""
+    if phases is not None:
+        return "bridged"
+    if synthetic is not None and real is not None:
+        return "mixed"
+    return "real_only" if real is not None else "synthetic_only"
+
+
+class TransformedDataset(Dataset[dict[str, Any]]):
+    """A dataset whose samples pass through ``transform``."""
+
+    def __init__(self, dataset: Dataset[Any], transform: Callable[[Any], Any]) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.transform(self.dataset[index])
 
 
 def _resolve_all(split: str, sources: dict[str, DatasetLike]) -> dict[str, Dataset[Any]]:

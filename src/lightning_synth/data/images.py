@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,50 @@ import torch.nn.functional as F  # noqa: N812
 from torch.utils.data import Dataset
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
+
+
+def check_pixel_size(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite number > 0; a clear error if not."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        msg = f"{name} must be a number (Angstrom per pixel), got {value!r}"
+        raise TypeError(msg)
+    if not math.isfinite(value) or value <= 0:
+        msg = f"{name} must be a finite number > 0 (Angstrom per pixel), got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+def image_files(folder: Path, what: str = "images") -> list[Path]:
+    """The image files of ``folder`` by name; two files of one stem (a.png, a.tif) are an error."""
+    if not folder.is_dir():
+        msg = f"{what} folder not found: {folder}"
+        raise FileNotFoundError(msg)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    stems: dict[str, Path] = {}
+    for path in files:
+        if path.stem in stems:
+            msg = (
+                f"{what} in {folder}: {stems[path.stem].name} and {path.name} share the stem "
+                f"{path.stem!r}, so masks and outputs would be ambiguous; rename one"
+            )
+            raise ValueError(msg)
+        stems[path.stem] = path
+    return files
+
+
+def tile_origins(length: int, tile: int) -> list[int]:
+    """Starts of ``tile``-long windows covering ``range(length)``; the last one ends at the edge.
+
+    Example:
+        >>> tile_origins(10, 4), tile_origins(8, 4), tile_origins(3, 4)
+        ([0, 4, 6], [0, 4], [0])
+    """
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile + 1, tile))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -60,8 +105,10 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
         masks: Matching masks (non-zero = particle), paths, or None.
         pixel_size: Pixel size of the images [A].
         target_pixel_size: Pixel size the model works at [A].
-        tile: Cut every resampled image into non-overlapping ``tile`` x ``tile`` samples
-            (the rest at the right and bottom edges is dropped); None keeps whole images.
+        tile: Cut every resampled image into ``tile`` x ``tile`` samples covering it whole
+            (the last row and column of tiles end at the image's edge, overlapping the
+            others; an image smaller than a tile is reflect-padded to one); None keeps whole
+            images.
         names: Names for the metadata (file names).
     """
 
@@ -74,10 +121,11 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
         tile: int | None = None,
         names: Sequence[str] | None = None,
     ) -> None:
-        for name, value in (("pixel_size", pixel_size), ("target_pixel_size", target_pixel_size)):
-            if not value > 0:
-                msg = f"{name} must be positive (Angstrom per pixel), got {value!r}"
-                raise ValueError(msg)
+        check_pixel_size("pixel_size", pixel_size)
+        check_pixel_size("target_pixel_size", target_pixel_size)
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+            msg = f"tile must be an integer >= 1 (pixels) or None, got {tile!r}"
+            raise ValueError(msg)
         if not images:
             msg = "images must hold at least one image, got none"
             raise ValueError(msg)
@@ -94,14 +142,8 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
             if tile is None:
                 self._tiles.append((index, 0, 0))
                 continue
-            if height < tile or width < tile:
-                msg = (
-                    f"image {self.names[index]} is {height}x{width} after resampling, "
-                    f"smaller than tile={tile}"
-                )
-                raise ValueError(msg)
-            for top in range(0, height - tile + 1, tile):
-                for left in range(0, width - tile + 1, tile):
+            for top in tile_origins(height, tile):
+                for left in tile_origins(width, tile):
                     self._tiles.append((index, top, left))
 
     @classmethod
@@ -132,15 +174,13 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
         tile: int | None = 256,
     ) -> SegmentationFolder:
         """Images in ``images``; masks, if given, in ``masks`` under the same file stems."""
-        files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(Path(images))
         if not files:
             msg = f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}"
             raise ValueError(msg)
         mask_files = None
         if masks is not None:
-            by_stem = {
-                p.stem: p for p in Path(masks).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-            }
+            by_stem = {p.stem: p for p in image_files(Path(masks), "masks")}
             missing = [p.name for p in files if p.stem not in by_stem]
             if missing:
                 more = " ..." if len(missing) > 5 else ""
@@ -167,6 +207,10 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
         except OSError as error:
             msg = f"cannot read {path} as HDF5: {error}"
             raise ValueError(msg) from error
+        if not np.isfinite(images).all():
+            bad = sorted({int(i) for i in np.argwhere(~np.isfinite(images))[:, 0]})
+            msg = f"{path}: 'images' holds NaN or infinite values (images {bad[:5]})"
+            raise ValueError(msg)
         if maps.ndim == 4:  # one-hot maps: the last channel is the particle class
             maps = maps[..., -1]
         if images.ndim != 3 or maps.shape != images.shape:
@@ -202,6 +246,7 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
         source, top, left = self._tiles[index]
         image, mask = self._load(source)
         if self.tile is not None:
+            image, mask = _pad_to(image, mask, self.tile)
             window = (slice(top, top + self.tile), slice(left, left + self.tile))
             image = image[window]
             mask = mask[window] if mask is not None else None
@@ -212,3 +257,19 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
         if mask is not None:
             sample["mask"] = mask.contiguous()
         return sample
+
+
+def _pad_to(
+    image: torch.Tensor, mask: torch.Tensor | None, side: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Reflect-pad image and mask alike at the bottom and right to at least ``side``."""
+    height, width = image.shape
+    pad = (0, max(0, side - width), 0, max(0, side - height))
+    if not any(pad):
+        return image, mask
+    # Reflection needs the padding to be shorter than the side; replicate otherwise.
+    mode = "reflect" if pad[1] < width and pad[3] < height else "replicate"
+    image = F.pad(image[None, None], pad, mode=mode)[0, 0]
+    if mask is not None:
+        mask = F.pad(mask[None, None].float(), pad, mode=mode)[0, 0].to(mask.dtype)
+    return image, mask

@@ -1,4 +1,4 @@
-"""Pallet detection data: rendered sets (on the fly or cached), stand-ins, COCO, a DataModule.
+"""The pallet detection DataModule: rendered pools per realism level, stand-ins, COCO sets.
 
 Rendered images are quantised to 8 bits, whether generated on the fly or read from a cache,
 so the two give identical samples (a recorded image has 8 bits too).
@@ -6,20 +6,16 @@ so the two give identical samples (a recorded image has 8 bits too).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import torch
-from torch.utils.data import Dataset
-
-from lightning_synth.data.cache import CachedDataset, SampleCache
+from lightning_synth.data.augmentation import Transforms
 from lightning_synth.data.coco import CocoDetection
 from lightning_synth.data.collate import LIST_KEYS, collate_samples
-from lightning_synth.data.datamodule import Mixing, Strategy, SynthRealDataModule
-from lightning_synth.data.sources import stable_seed
+from lightning_synth.data.generated import GeneratedDataModule, GeneratedDataset
+from lightning_synth.data.sources import check_count, stable_seed
 from lightning_synth.generators.warehouse import (
     DOMAIN_SEEDS,
     REALISM_LEVELS,
@@ -34,71 +30,29 @@ from lightning_synth.generators.warehouse import (
 DETECTION_KEYS = ("image", "boxes", "labels", "visible_fraction")
 
 
-class RenderPallets:
-    """Picklable ``index -> sample``: the rendered sample of ``(config, seed, index)``.
+def rendered_pallets(config: SceneConfig, length: int, seed: int) -> GeneratedDataset:
+    """A set of rendered pallet samples (8-bit images, the detection keys).
 
-    The image comes back as uint8 (3, H, W); the generator is built lazily, once per process.
+    Example:
+        >>> from lightning_synth.generators.warehouse import realism_config
+        >>> data = rendered_pallets(realism_config("random", width=64, height=48), 2, seed=0)
+        >>> sorted(data[0]), data[0]["image"].dtype
+        (['boxes', 'image', 'labels', 'meta', 'visible_fraction'], torch.float32)
     """
-
-    def __init__(self, config: SceneConfig, seed: int) -> None:
-        self.config, self.seed = config, int(seed)
-        self._generator: PalletSceneGenerator | None = None
-
-    def __call__(self, index: int) -> dict[str, Any]:
-        """Render sample ``index``."""
-        if self._generator is None:
-            self._generator = PalletSceneGenerator(self.config, self.seed)
-        sample = self._generator(index)
-        sample["image"] = (sample["image"] * 255).round().to(torch.uint8)
-        return sample
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "seed": self.seed, "_generator": None}
+    generator = PalletSceneGenerator(config)
+    return GeneratedDataset(generator, length, seed, keys=DETECTION_KEYS, quantize=True)
 
 
-def _to_float(sample: dict[str, Any]) -> dict[str, Any]:
-    sample["image"] = sample["image"].to(torch.float32) / 255
-    return sample
+def standin_set(domain: str, split: str, length: int, **scene: Any) -> GeneratedDataset:
+    """Stand-in domain ``domain``'s ``split`` set (``"train"``, ``"val"``, ``"test"``).
 
-
-class RenderedPallets(Dataset[dict[str, Any]]):
-    """Pallet detection samples rendered on the fly; sample ``i`` depends on ``(config, seed, i)``.
-
-    Args:
-        length: Number of samples.
-        config: Scene settings.
-        seed: Seed of the set.
+    Its seed is fixed by the domain and split alone, whatever the DataModule's seed.
     """
-
-    def __init__(self, length: int, config: SceneConfig, seed: int = 0) -> None:
-        if length < 1:
-            msg = f"length must be >= 1, got {length}"
-            raise ValueError(msg)
-        self.length = length
-        self.render = RenderPallets(config, seed)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < self.length:
-            msg = f"index must be in [0, {self.length}), got {index}"
-            raise IndexError(msg)
-        sample = self.render(index)
-        return _to_float({key: sample[key] for key in (*DETECTION_KEYS, "meta")})
+    config = standin_config(domain, **scene)  # type: ignore[arg-type]
+    return rendered_pallets(config, length, stable_seed(DOMAIN_SEEDS[domain], split))
 
 
-def horizontal_flip(images: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
-    """Flip images (C, H, W) and their xyxy boxes left to right, in place of the lists."""
-    for index, (image, boxes) in enumerate(zip(images, targets, strict=True)):
-        width = image.shape[-1]
-        images[index] = image.flip(-1)
-        flipped = boxes.clone()
-        flipped[:, 0], flipped[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
-        targets[index] = flipped
-
-
-class PalletDataModule(SynthRealDataModule):
+class PalletDataModule(GeneratedDataModule):
     """Rendered pallets (one pool per realism level), real images, ID and OOD evaluation sets.
 
     **Synthetic pools.** One per level in ``realism`` (``"realistic"``, ``"half_realistic"``,
@@ -117,8 +71,9 @@ class PalletDataModule(SynthRealDataModule):
     ``eval_annotations`` (name -> JSON) and ``eval_images`` (name -> folder), used for both
     validation and test.
 
-    Batches keep images as a list (torchvision's detectors take images of any size);
-    training batches are flipped left to right at random (``flip``).
+    Batches keep images as a list (torchvision's detectors take images of any size).
+    Training samples are flipped left to right at random (albumentations' bbox-aware
+    ``HorizontalFlip``; ``train_transforms`` replaces it, e.g. with photometric transforms).
 
     Args:
         realism: Realism level(s) of the synthetic pools.
@@ -135,21 +90,13 @@ class PalletDataModule(SynthRealDataModule):
         eval_annotations: Named COCO JSON files for validation and test.
         eval_images: Their folders, by the same names.
         categories: COCO category names that are pallets (label 1 and up).
-        cache_dir: Render every rendered set here first (resumable); None renders on the fly.
-        render_workers: Processes that render the caches.
-        strategy: See :class:`SynthRealDataModule`.
-        phases: See :class:`SynthRealDataModule`.
-        mixing: See :class:`SynthRealDataModule`.
-        synthetic_ratio: See :class:`SynthRealDataModule`.
-        real_fraction: See :class:`SynthRealDataModule`.
-        synthetic_fraction: See :class:`SynthRealDataModule`.
-        batch_size: Training batch size per rank.
-        batches_per_epoch: Training batches per epoch, whatever the strategy (equal budgets
-            across strategies); None derives it from the pools.
-        num_workers: DataLoader workers.
-        flip: Random left-right flips of training batches.
-        seed: Seed of the synthetic pools, the subsets and the shuffles.
+        **kwargs: The arguments of :class:`GeneratedDataModule` and
+            :class:`~lightning_synth.data.SynthRealDataModule` (``cache_dir``,
+            ``render_workers``, ``strategy``, ``phases``, ``real_fraction``, ``batch_size``,
+            ``batches_per_epoch``, ``seed`` ...).
     """
+
+    default_train_transforms: ClassVar[Transforms | None] = [{"HorizontalFlip": {"p": 0.5}}]
 
     def __init__(
         self,
@@ -167,19 +114,7 @@ class PalletDataModule(SynthRealDataModule):
         eval_annotations: dict[str, str] | None = None,
         eval_images: dict[str, str] | None = None,
         categories: Sequence[str] | None = None,
-        cache_dir: str | None = None,
-        render_workers: int = 0,
-        strategy: Strategy = "mixed",
-        phases: Sequence[str] | None = None,
-        mixing: Mixing = "ratio",
-        synthetic_ratio: float = 0.5,
-        real_fraction: float = 1.0,
-        synthetic_fraction: float = 1.0,
-        batch_size: int = 4,
-        batches_per_epoch: int | None = None,
-        num_workers: int = 0,
-        flip: bool = True,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
         levels = [realism] if isinstance(realism, str) else list(realism)
         unknown = [level for level in levels if level not in REALISM_LEVELS]
@@ -191,118 +126,71 @@ class PalletDataModule(SynthRealDataModule):
             ("val_samples", val_samples),
             ("test_samples", test_samples),
             ("real_samples", real_samples),
+            ("width", width),
+            ("height", height),
         ):
-            if value < 1:
-                msg = f"{name} must be >= 1, got {value}"
-                raise ValueError(msg)
-        if (eval_images or eval_annotations) and set(eval_images or {}) - set(
-            eval_annotations or {}
-        ):
+            check_count(name, value)
+        for name, fields in (("scene", scene), ("synthetic_scene", synthetic_scene)):
+            if fields is not None and not isinstance(fields, Mapping):
+                msg = f"{name} must be a mapping of SceneConfig fields, got {fields!r}"
+                raise TypeError(msg)
+        if set(eval_images or {}) - set(eval_annotations or {}):
             msg = (
                 f"eval_images names {sorted(eval_images or {})} must have eval_annotations too "
                 f"(got {sorted(eval_annotations or {})})"
             )
             raise ValueError(msg)
+        # The user's files are checked before anything renders.
+        for name, path in (
+            ("real_annotations", real_annotations),
+            *((f"eval_annotations[{k!r}]", v) for k, v in (eval_annotations or {}).items()),
+        ):
+            if path is not None and not Path(path).is_file():
+                msg = f"{name}: COCO annotation file {path} does not exist"
+                raise FileNotFoundError(msg)
+        for name, path in (
+            ("real_images", real_images),
+            *((f"eval_images[{k!r}]", v) for k, v in (eval_images or {}).items()),
+        ):
+            if path is not None and not Path(path).is_dir():
+                msg = f"{name}: image folder {path} does not exist"
+                raise FileNotFoundError(msg)
+        if real_images and not real_annotations:
+            msg = "real_images needs real_annotations (the COCO JSON of those images)"
+            raise ValueError(msg)
         self.levels = levels
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.render_workers = render_workers
-        self.flip = flip
-        self._rendered: dict[str, tuple[SceneConfig, int, int]] = {}
+        seed = kwargs.get("seed", 0)
         size = {"width": width, "height": height, **dict(scene or {})}
         overrides = {**size, **dict(synthetic_scene or {})}
-        for level in levels:
-            config = realism_config(level, **overrides)
-            self._rendered[f"synthetic-{level}"] = (
-                config,
+        synthetic = {
+            str(level): rendered_pallets(
+                realism_config(level, **overrides),
                 synthetic_samples,
                 stable_seed(seed, "synthetic", level),
             )
-        synthetic: dict[str, Any] = {
-            str(level): self._source(f"synthetic-{level}") for level in levels
+            for level in levels
         }
-
+        cats = list(categories) if categories else None
+        real: Any
         if real_annotations:
-            categories_ = list(categories) if categories else None
-            real: Any = partial(CocoDetection, real_annotations, real_images, categories_)
+            real = partial(CocoDetection, real_annotations, real_images, cats)
         else:
-            self._standin("real-id", "id", "train", real_samples, size)
-            real = self._source("real-id")
+            real = standin_set("id", "train", real_samples, **size)
         if eval_annotations:
-            names = list(eval_annotations)
             images = eval_images or {}
-            cats = list(categories) if categories else None
-            sets = {
-                name: partial(CocoDetection, eval_annotations[name], images.get(name), cats)
-                for name in names
+            sets: dict[str, Any] = {
+                name: partial(CocoDetection, path, images.get(name), cats)
+                for name, path in eval_annotations.items()
             }
             val, test = dict(sets), dict(sets)
         else:
-            val, test = {}, {}
-            for domain in ("id", "ood"):
-                self._standin(f"val-{domain}", domain, "val", val_samples, size)
-                self._standin(f"test-{domain}", domain, "test", test_samples, size)
-                val[domain] = self._source(f"val-{domain}")
-                test[domain] = self._source(f"test-{domain}")
+            val = {d: standin_set(d, "val", val_samples, **size) for d in ("id", "ood")}
+            test = {d: standin_set(d, "test", test_samples, **size) for d in ("id", "ood")}
         super().__init__(
             synthetic,
             real,
             val=val,
             test=test,
-            strategy=strategy,
-            phases=phases,
-            mixing=mixing,
-            synthetic_ratio=synthetic_ratio,
-            real_fraction=real_fraction,
-            synthetic_fraction=synthetic_fraction,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            batches_per_epoch=batches_per_epoch,
             collate_fn=partial(collate_samples, list_keys=LIST_KEYS | {"image"}),
-            seed=seed,
+            **kwargs,
         )
-
-    def _standin(self, name: str, domain: str, split: str, length: int, size: dict) -> None:
-        config = standin_config(domain, **size)  # type: ignore[arg-type]
-        self._rendered[name] = (config, length, stable_seed(DOMAIN_SEEDS[domain], split))
-
-    def _cache(self, name: str) -> SampleCache:
-        assert self.cache_dir is not None
-        config, length, seed = self._rendered[name]
-        return SampleCache(
-            self.cache_dir / name,
-            length,
-            manifest={"config": dataclasses.asdict(config), "seed": seed},
-            make_sample=RenderPallets(config, seed),
-        )
-
-    def _source(self, name: str) -> Any:
-        config, length, seed = self._rendered[name]
-        if self.cache_dir is None:
-            return partial(RenderedPallets, length, config, seed)
-        return partial(_cached, self, name)
-
-    def prepare_data(self) -> None:
-        """Render every cache that is not complete (only with ``cache_dir``)."""
-        if self.cache_dir is None:
-            return
-        for name in self._rendered:
-            self._cache(name).render(workers=self.render_workers)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Random left-right flips of training batches."""
-        trainer = self.trainer
-        training = trainer is not None and trainer.training
-        if self.flip and training and isinstance(batch, dict) and "boxes" in batch:
-            flips = torch.rand(len(batch["image"])) < 0.5
-            chosen = [i for i in range(len(flips)) if flips[i]]
-            images = [batch["image"][i] for i in chosen]
-            boxes = [batch["boxes"][i] for i in chosen]
-            horizontal_flip(images, boxes)
-            for position, index in enumerate(chosen):
-                batch["image"][index] = images[position]
-                batch["boxes"][index] = boxes[position]
-        return batch
-
-
-def _cached(datamodule: PalletDataModule, name: str) -> CachedDataset:
-    return CachedDataset(datamodule._cache(name), DETECTION_KEYS, transform=_to_float)

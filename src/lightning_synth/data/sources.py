@@ -9,13 +9,30 @@ from __future__ import annotations
 
 import bisect
 import math
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import torch
 from torch.utils.data import Dataset
+
+from lightning_synth.generators.base import stable_seed
+
+__all__ = [
+    "SOURCE_KINDS",
+    "DatasetLike",
+    "Pool",
+    "PooledDataset",
+    "SampleList",
+    "SourceKind",
+    "check_count",
+    "check_fraction",
+    "count_sources",
+    "nested_subset",
+    "resolve_dataset",
+    "stable_seed",
+    "subset_size",
+]
 
 SourceKind: TypeAlias = Literal["synthetic", "real"]
 SOURCE_KINDS: tuple[SourceKind, ...] = ("synthetic", "real")
@@ -32,21 +49,11 @@ def check_fraction(name: str, value: float) -> float:
     return float(value)
 
 
-def stable_seed(seed: int, *names: str) -> int:
-    """Derive a 63-bit seed from ``seed`` and names, identical in every process.
-
-    Python's ``hash`` of a string changes between processes; CRC32 does not, so a pool's
-    subset and shuffles are the same on every worker and every rank.
-
-    Example:
-        >>> stable_seed(0, "real") == stable_seed(0, "real")
-        True
-        >>> stable_seed(0, "real") != stable_seed(0, "synthetic")
-        True
-    """
-    value = seed & 0xFFFFFFFF
-    for name in names:
-        value = (value * 0x9E3779B1 + zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` if it is an integer >= ``minimum``; raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        msg = f"{name} must be an integer >= {minimum}, got {value!r}"
+        raise ValueError(msg)
     return value
 
 
@@ -123,12 +130,18 @@ class PooledDataset(Dataset[dict[str, Any]]):
         batch_provenance: Let :meth:`__getitems__` return a :class:`SampleList` whose
             provenance :func:`~lightning_synth.data.collate_samples` adds to the batch, instead
             of a tagged copy of every sample; only for that collate function.
+        transform: Applied to every sample before provenance is added (augmentation).
 
     Raises:
         ValueError: If ``pools`` is empty or one of them holds no samples.
     """
 
-    def __init__(self, pools: Sequence[Pool], batch_provenance: bool = False) -> None:
+    def __init__(
+        self,
+        pools: Sequence[Pool],
+        batch_provenance: bool = False,
+        transform: Callable[[Any], Any] | None = None,
+    ) -> None:
         if not pools:
             msg = "pools must hold at least one pool, got none"
             raise ValueError(msg)
@@ -145,6 +158,7 @@ class PooledDataset(Dataset[dict[str, Any]]):
             total += len(pool)
             self._ends.append(total)
         self.batch_provenance = batch_provenance
+        self.transform = transform
         # Per pool, what the batch loop needs, looked up once.
         self._entries = [
             (pool.dataset.__getitem__, pool.indices, start, pool.kind, pool.name)
@@ -162,9 +176,16 @@ class PooledDataset(Dataset[dict[str, Any]]):
         position = bisect.bisect_right(self._ends, index)
         return self.pools[position], index - self._starts[position]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def _local(self, index: int) -> tuple[Pool, int]:
         pool, local = self.pool_of(index)
-        return _with_provenance(pool.dataset[pool.indices[local]], pool, pool.indices[local])
+        return pool, pool.indices[local]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pool, local = self._local(index)
+        sample = pool.dataset[local]
+        if self.transform is not None:
+            sample = self.transform(_checked_sample(sample, pool, local))
+        return _with_provenance(sample, pool, local)
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Fetch a whole batch; the DataLoader calls this instead of ``__getitem__``.
@@ -183,15 +204,24 @@ class PooledDataset(Dataset[dict[str, Any]]):
             msg = f"index must be in [0, {size}), got {bad}"
             raise IndexError(msg)
         samples, sources, names = self._gather(indices)
+        if self.transform is not None:
+            transform = self.transform
+            samples = [
+                transform(_checked_sample(sample, *self._local(index)))
+                for index, sample in zip(indices, samples, strict=True)
+            ]
         first = samples[0] if samples else {}
-        # Collation enforces one key set per batch, so checking the first sample suffices.
-        if self.batch_provenance and type(first) is dict and "source" not in first:
+        # Collation enforces one key set per batch, so one sample's keys stand for all.
+        if (
+            self.batch_provenance
+            and all(type(sample) is dict for sample in samples)
+            and "source" not in first
+        ):
             return SampleList(samples, sources=sources, pools=names)
-        tagged = []
-        for index, sample in zip(indices, samples, strict=True):
-            pool, local = self.pool_of(index)
-            tagged.append(_with_provenance(sample, pool, pool.indices[local]))
-        return tagged
+        return [
+            _with_provenance(sample, *self._local(index))
+            for index, sample in zip(indices, samples, strict=True)
+        ]
 
     def _gather(self, indices: Sequence[int]) -> tuple[list[Any], list[str], list[str]]:
         """The raw samples at global ``indices``, with their sources and pool names."""
@@ -229,8 +259,8 @@ class SampleList(list):
         self.pools = pools
 
 
-def _with_provenance(sample: Any, pool: Pool, local: int) -> dict[str, Any]:
-    """A shallow copy of ``sample`` with ``source`` and ``pool`` added, after checks."""
+def _checked_sample(sample: Any, pool: Pool, local: int) -> Mapping[str, Any]:
+    """``sample`` if it is a dict of the sample contract; a TypeError naming the pool if not."""
     if not isinstance(sample, Mapping):
         msg = (
             f"pool {pool.name!r} returned a {type(sample).__name__}, but samples must be dicts "
@@ -239,6 +269,12 @@ def _with_provenance(sample: Any, pool: Pool, local: int) -> dict[str, Any]:
             "wrap the dataset so that __getitem__ returns a dict"
         )
         raise TypeError(msg)
+    return sample
+
+
+def _with_provenance(sample: Any, pool: Pool, local: int) -> dict[str, Any]:
+    """A shallow copy of ``sample`` with ``source`` and ``pool`` added, after checks."""
+    sample = _checked_sample(sample, pool, local)
     previous = sample.get("source")
     if previous is not None and previous != pool.kind:
         msg = (

@@ -6,10 +6,13 @@ styles that differ the way rendered and recorded images do.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812
+
+from lightning_synth.generators.base import stable_seed
 
 ToyStyle = Literal["clean", "recorded"]
 TOY_STYLES: tuple[str, ...] = ("clean", "recorded")
@@ -71,3 +74,49 @@ def render_disks(
         image = F.conv2d(image, kernel.view(1, 1, 7, 1), padding=(3, 0))[0, 0]
         image = image + 0.12 * torch.randn(size, size, generator=generator)
     return image.unsqueeze(0).float(), mask.long()
+
+
+@dataclass(frozen=True)
+class ToyDisksGenerator:
+    """The toy generator: ``(seed, index) -> {"image", "mask", "meta"}`` (see :func:`render_disks`).
+
+    Args:
+        size: Image side in pixels (>= 8).
+        style: ``"clean"`` (rendered-looking) or ``"recorded"`` (camera-looking).
+        max_disks: At most this many ellipses (>= 1).
+
+    Example:
+        >>> sample = ToyDisksGenerator(size=16)(seed=1, index=2)
+        >>> tuple(sample["image"].shape), sample["meta"]
+        ((1, 16, 16), {'index': 2, 'style': 'clean'})
+    """
+
+    size: int = 32
+    style: ToyStyle = "clean"
+    max_disks: int = 3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 8:
+            msg = f"size must be an integer >= 8 pixels, got {self.size!r}"
+            raise ValueError(msg)
+        if self.style not in TOY_STYLES:
+            msg = f"style must be one of {TOY_STYLES}, got {self.style!r}"
+            raise ValueError(msg)
+        if (
+            isinstance(self.max_disks, bool)
+            or not isinstance(self.max_disks, int)
+            or self.max_disks < 1
+        ):
+            msg = f"max_disks must be an integer >= 1, got {self.max_disks!r}"
+            raise ValueError(msg)
+
+    @property
+    def config(self) -> ToyDisksGenerator:
+        """The generator is its own (frozen) config."""
+        return self
+
+    def __call__(self, seed: int, index: int) -> dict[str, Any]:
+        """The sample of ``(seed, index)``."""
+        generator = torch.Generator().manual_seed(stable_seed(seed, self.style, str(index)))
+        image, mask = render_disks(self.size, generator, self.style, self.max_disks)
+        return {"image": image, "mask": mask, "meta": {"index": index, "style": self.style}}

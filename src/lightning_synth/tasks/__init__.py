@@ -1,7 +1,22 @@
-"""LightningModules for the recipes' tasks."""
+"""LightningModules for the recipes' tasks; each loads its model library when first used."""
 
+from typing import TYPE_CHECKING
+
+from lightning_synth._lazy import lazy_attributes
 from lightning_synth.tasks.base import evaluation_set_names
-from lightning_synth.tasks.detection import DetectionTask, build_detector
-from lightning_synth.tasks.segmentation import SegmentationTask
+
+if TYPE_CHECKING:
+    from lightning_synth.tasks.detection import DetectionTask, build_detector
+    from lightning_synth.tasks.segmentation import SegmentationTask
+
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "DetectionTask": "lightning_synth.tasks.detection",
+        "build_detector": "lightning_synth.tasks.detection",
+        "SegmentationTask": "lightning_synth.tasks.segmentation",
+    },
+    globals(),
+)
 
 __all__ = ["DetectionTask", "SegmentationTask", "build_detector", "evaluation_set_names"]

@@ -37,6 +37,7 @@ import torch
 from ase import Atoms
 from scipy import ndimage
 
+from lightning_synth.generators.base import stable_seed
 from lightning_synth.generators.hrtem.ctf import Optics, contrast_transfer, image_intensity
 from lightning_synth.generators.hrtem.detector import (
     apply_mtf,
@@ -269,6 +270,9 @@ class HRTEMSimulator:
         >>> sample = HRTEMSimulator(config, device="cpu").simulate(seed=3)
         >>> sample["image"].shape, sample["mask"].shape, int(sample["mask"].sum()) > 0
         (torch.Size([1, 80, 80]), torch.Size([80, 80]), True)
+
+        As a generator (``simulator(seed, index)``) it serves a
+        :class:`~lightning_synth.data.GeneratedDataset`.
     """
 
     def __init__(
@@ -498,6 +502,14 @@ class HRTEMSimulator:
         return image.to(torch.float32), record
 
     # ------------------------------------------------------------------ samples
+    def __call__(self, seed: int, index: int) -> dict[str, Any]:
+        """Sample ``index`` of the set seeded by ``seed`` (the generator protocol).
+
+        It is :meth:`simulate` of a seed derived from both, so sets of different seeds share
+        no sample.
+        """
+        return self.simulate(stable_seed(seed, "hrtem", str(index)))
+
     def simulate(self, seed: int) -> dict[str, Any]:
         """One sample from ``seed``.
 

@@ -26,20 +26,21 @@ PALLET_LABEL = 1
 class PalletSceneGenerator:
     """Renders pallet detection samples from seeds.
 
+    A generator of the project's protocol: ``generator(seed, index)`` is one sample.
+
     Args:
         config: Scene settings, or the name of a realism level (``"realistic"``,
             ``"half_realistic"``, ``"random"``) for its preset.
-        seed: Base seed; sample ``index`` comes from ``(seed, index)``.
         masks: Also return a boolean mask per kept pallet (``masks``, (N, H, W)).
         device: Device to render on (CPU by default; a GPU uses the torch backend).
         backend: Renderer backend (see :func:`~lightning_synth.generators.warehouse.render.render`).
 
     Example:
-        >>> generator = PalletSceneGenerator("realistic", seed=0)
+        >>> generator = PalletSceneGenerator("realistic")
         >>> generator.config.width
         640
-        >>> small = PalletSceneGenerator(SceneConfig(width=96, height=72), seed=0)
-        >>> sample = small(3)
+        >>> small = PalletSceneGenerator(SceneConfig(width=96, height=72))
+        >>> sample = small(seed=0, index=3)
         >>> sample["image"].shape, sample["boxes"].shape[1], sample["labels"].dtype
         (torch.Size([3, 72, 96]), 4, torch.int64)
     """
@@ -47,19 +48,17 @@ class PalletSceneGenerator:
     def __init__(
         self,
         config: SceneConfig | Realism = "realistic",
-        seed: int = 0,
         masks: bool = False,
         device: str | torch.device = "cpu",
         backend: Backend = "auto",
     ) -> None:
         self.config = realism_config(config) if isinstance(config, str) else config
-        self.seed = int(seed)
         self.masks = masks
         self.device = torch.device(device)
         self.backend = backend
 
-    def __call__(self, index: int) -> dict[str, Any]:
-        """The sample at ``index``.
+    def __call__(self, seed: int, index: int) -> dict[str, Any]:
+        """The sample of ``(seed, index)``.
 
         Returns:
             ``image`` (3, H, W) float32 in [0, 1], ``boxes`` (N, 4) xyxy pixels (x1, y1
@@ -70,7 +69,7 @@ class PalletSceneGenerator:
         if index < 0:
             msg = f"index must be >= 0, got {index}"
             raise IndexError(msg)
-        rng = np.random.default_rng([self.seed, int(index)])
+        rng = np.random.default_rng([int(seed), int(index)])
         scene = draw_scene(self.config, rng)
         if self.device.type != "cpu":
             scene.boxes = scene.boxes.to(self.device)
@@ -92,7 +91,7 @@ class PalletSceneGenerator:
             instances = result.instances.cpu()
             sample["masks"] = instances[None] == ids[:, None, None]
         sample["meta"] = {
-            "seed": self.seed,
+            "seed": int(seed),
             "index": int(index),
             "ignored_boxes": boxes[~keep].tolist(),
             "ignored_visible_fraction": fraction[~keep].tolist(),

@@ -43,28 +43,26 @@ def preview_grid(
     levels: Sequence[str], samples: int, width: int, height: int, standins: bool, seed: int
 ) -> Image.Image:
     """Rows of ``samples`` images: one row per level (and stand-in domain)."""
-    rows: list[tuple[str, PalletSceneGenerator]] = [
-        (level, PalletSceneGenerator(realism_config(level, width=width, height=height), seed))  # type: ignore[arg-type]
+    rows: list[tuple[str, PalletSceneGenerator, int]] = [
+        (level, PalletSceneGenerator(realism_config(level, width=width, height=height)), seed)  # type: ignore[arg-type]
         for level in levels
     ]
     if standins:
         rows += [
             (
                 f"stand-in {domain}",
-                PalletSceneGenerator(
-                    standin_config(domain, width=width, height=height),  # type: ignore[arg-type]
-                    DOMAIN_SEEDS[domain],
-                ),
+                PalletSceneGenerator(standin_config(domain, width=width, height=height)),  # type: ignore[arg-type]
+                DOMAIN_SEEDS[domain],
             )
             for domain in STANDIN_DOMAINS
         ]
     label_width = 150
     grid = Image.new("RGB", (label_width + samples * width, len(rows) * height), (255, 255, 255))
     pen = ImageDraw.Draw(grid)
-    for row, (name, generator) in enumerate(rows):
+    for row, (name, generator, row_seed) in enumerate(rows):
         pen.text((8, row * height + height // 2), name, fill=(0, 0, 0))
         for column in range(samples):
-            picture = draw_boxes(generator(column))
+            picture = draw_boxes(generator(row_seed, column))
             grid.paste(picture, (label_width + column * width, row * height))
     return grid
 

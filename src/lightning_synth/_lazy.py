@@ -1,0 +1,38 @@
+"""Attributes of a package that import their module on first use (PEP 562).
+
+Keeps ``import lightning_synth`` light: generators and their heavy dependencies (ase, numba,
+h5py, smp, wandb ...) load only when one of their names is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_attributes(
+    package: str, names: Mapping[str, str], namespace: dict[str, Any]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package`` that import ``names[attr]`` on demand.
+
+    Args:
+        package: The package's ``__name__`` (for error messages).
+        names: Attribute name -> module that defines it.
+        namespace: The package's ``globals()``; a loaded attribute is stored there, so each
+            is imported once.
+    """
+
+    def getattr_(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            msg = f"module {package!r} has no attribute {name!r}"
+            raise AttributeError(msg)
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def dir_() -> list[str]:
+        return sorted({*namespace, *names})
+
+    return getattr_, dir_
