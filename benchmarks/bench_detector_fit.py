@@ -31,7 +31,7 @@ import torch
 import yaml
 
 from lightning_synth.generators.warehouse import PalletSceneGenerator, standin_config
-from lightning_synth.tasks.detection import DetectionTask, _average_precision
+from lightning_synth.tasks.detection import DetectionTask
 
 RECIPE_CONFIG = Path(__file__).parents[1] / "recipes" / "configs" / "pallet_det.yaml"
 BASELINE = "fasterrcnn_mobilenet_v3_large_fpn"
@@ -46,7 +46,7 @@ def split(samples: Sequence[dict[str, Any]]) -> tuple[list[torch.Tensor], list[d
 
 
 def average_precision(task: DetectionTask, samples: Sequence[dict[str, Any]]) -> dict[str, float]:
-    metric = _average_precision()
+    metric = task.metrics.clone()["ap"]
     task.eval()
     with torch.no_grad():
         for start in range(0, len(samples), 4):

@@ -13,9 +13,7 @@ writes ``predictions.png`` and ``results.json`` next to the checkpoints.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,7 +21,8 @@ from PIL import Image
 
 from lightning_synth.cli import LightningSynthCLI, run_directory, run_recipe
 from lightning_synth.data.hrtem import HRTEMDataModule
-from lightning_synth.tasks.segmentation import SegmentationTask, segment_folder
+from lightning_synth.predict import folder_command
+from lightning_synth.tasks.segmentation import SegmentationTask
 
 CONFIG = Path(__file__).parent / "configs" / "hrtem_seg.yaml"
 
@@ -49,33 +48,12 @@ def report(cli: LightningSynthCLI, results: Sequence[Mapping[str, float]]) -> No
     )
 
 
-def predict_folder(argv: Sequence[str]) -> None:
-    """Segment a folder of the user's images with a trained checkpoint."""
-    parser = argparse.ArgumentParser(prog="hrtem_seg.py predict-folder")
-    parser.add_argument("--images", required=True, help="folder of TIFF/PNG/NPY images")
-    parser.add_argument("--pixel-size", type=float, required=True, help="their pixel size [A]")
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--masks", help="folder of ground-truth masks with the same stems")
-    parser.add_argument("--model-pixel-size", type=float, default=0.2)
-    args = parser.parse_args(argv)
-    task = SegmentationTask.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    metrics = segment_folder(
-        task, args.images, args.pixel_size, args.out, args.masks, args.model_pixel_size
-    )
-    print(f"wrote masks to {args.out}")
-    if metrics:
-        overall = metrics["overall"]
-        print("overall: " + ", ".join(f"{k} {v:.3f}" for k, v in overall.items()))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the recipe (see the module docstring)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "predict-folder":
-        predict_folder(args[1:])
-        return
-    run_recipe(SegmentationTask, HRTEMDataModule, CONFIG, report=report, argv=argv)
+    commands = {"predict-folder": folder_command(SegmentationTask, "segmentation", "hrtem_seg.py")}
+    run_recipe(
+        SegmentationTask, HRTEMDataModule, CONFIG, report=report, argv=argv, commands=commands
+    )
 
 
 if __name__ == "__main__":

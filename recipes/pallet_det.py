@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from lightning_synth.cli import LightningSynthCLI, run_directory, run_recipe
-from lightning_synth.data.coco import CocoDetection, coco_detections, write_coco
+from lightning_synth.data.coco import write_coco
 from lightning_synth.data.pallets import PalletDataModule, standin_set
+from lightning_synth.predict import folder_command
 from lightning_synth.tasks.detection import LOGGED_METRICS, DetectionTask
 
 CONFIG = Path(__file__).parent / "configs" / "pallet_det.yaml"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def prediction_grid(
@@ -72,62 +70,6 @@ def report(cli: LightningSynthCLI, results: Sequence[Mapping[str, float]]) -> No
     print(f"wrote {out / 'results.json'} and {out / 'predictions.png'}")
 
 
-def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        msg = f"--images {folder} is not a folder"
-        raise FileNotFoundError(msg)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        msg = f"--images {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
-        raise FileNotFoundError(msg)
-    return files
-
-
-def predict_folder(argv: Sequence[str]) -> None:
-    """Detect pallets in a folder of images; write COCO-format detections (and AP)."""
-    parser = argparse.ArgumentParser(prog="pallet_det.py predict-folder")
-    parser.add_argument("--images", type=Path, required=True, help="folder of images")
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--out", type=Path, required=True, help="detections JSON to write")
-    parser.add_argument("--annotations", type=Path, help="COCO ground truth: also report AP")
-    parser.add_argument("--batch-size", type=int, default=4)
-    args = parser.parse_args(argv)
-    task = DetectionTask.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    task.eval()
-    if args.annotations:
-        dataset = CocoDetection(args.annotations, args.images)
-        items = [(dataset.images[i]["id"], i) for i in range(len(dataset))]
-        load = lambda i: dataset[i]["image"]  # noqa: E731
-    else:
-        files = _image_files(args.images)
-        items = [(number, number - 1) for number in range(1, len(files) + 1)]
-
-        def load(i: int) -> torch.Tensor:
-            with Image.open(files[i]) as picture:
-                array = np.asarray(picture.convert("RGB"))
-            return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
-
-    detections = []
-    predictions = []
-    for start in range(0, len(items), args.batch_size):
-        chunk = items[start : start + args.batch_size]
-        with torch.no_grad():
-            found = task([load(i) for _, i in chunk])
-        predictions += found
-        detections += coco_detections([image_id for image_id, _ in chunk], found)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(detections))
-    print(f"wrote {len(detections)} detections of {len(items)} images to {args.out}")
-    if args.annotations:
-        from torchmetrics.detection import MeanAveragePrecision
-
-        metric = MeanAveragePrecision(backend="faster_coco_eval")
-        targets = [{"boxes": dataset[i]["boxes"], "labels": dataset[i]["labels"]} for _, i in items]
-        metric.update(predictions, targets)
-        result = metric.compute()
-        print(", ".join(f"{m} {float(result[m]):.3f}" for m in LOGGED_METRICS))
-
-
 def export_standins(argv: Sequence[str]) -> None:
     """Write the stand-in sets in COCO format (images + JSON), e.g. to test the COCO path."""
     parser = argparse.ArgumentParser(prog="pallet_det.py export-standins")
@@ -144,14 +86,11 @@ def export_standins(argv: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the recipe (see the module docstring)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "predict-folder":
-        predict_folder(args[1:])
-        return
-    if args and args[0] == "export-standins":
-        export_standins(args[1:])
-        return
-    run_recipe(DetectionTask, PalletDataModule, CONFIG, report=report, argv=argv)
+    commands = {
+        "predict-folder": folder_command(DetectionTask, "detection", "pallet_det.py"),
+        "export-standins": export_standins,
+    }
+    run_recipe(DetectionTask, PalletDataModule, CONFIG, report=report, argv=argv, commands=commands)
 
 
 if __name__ == "__main__":

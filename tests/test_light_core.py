@@ -65,3 +65,12 @@ def test_lazy_names_are_listed_and_unknown_names_fail() -> None:
     assert set(lightning_synth.__all__) <= set(dir(lightning_synth))
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         lightning_synth.Nope  # noqa: B018
+
+
+def test_a_missing_optional_package_names_its_extra() -> None:
+    from lightning_synth._lazy import missing_extra
+
+    error = missing_extra(ModuleNotFoundError("No module named 'numba'", name="numba"), "X")
+    assert str(error) == "X needs numba: pip install 'lightning_synth[pallets]'"
+    other = ModuleNotFoundError("No module named 'nothing'", name="nothing")
+    assert missing_extra(other, "X") is other

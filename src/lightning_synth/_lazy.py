@@ -10,6 +10,30 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+#: Optional dependencies and the extra of ``pyproject.toml`` that installs each.
+EXTRAS: dict[str, str] = {
+    "ase": "hrtem",
+    "scipy": "hrtem",
+    "h5py": "hrtem",
+    "segmentation_models_pytorch": "hrtem",
+    "timm": "hrtem",
+    "numba": "pallets",
+    "faster_coco_eval": "pallets",
+    "wandb": "experiments",
+    "matplotlib": "experiments",
+    "yaml": "experiments",
+}
+
+
+def missing_extra(error: ModuleNotFoundError, what: str) -> ModuleNotFoundError:
+    """``error`` again, saying which extra installs the missing package (if one does)."""
+    package = (error.name or "").split(".")[0]
+    extra = EXTRAS.get(package)
+    if extra is None:
+        return error
+    msg = f"{what} needs {package}: pip install 'lightning_synth[{extra}]'"
+    return ModuleNotFoundError(msg, name=error.name)
+
 
 def lazy_attributes(
     package: str, names: Mapping[str, str], namespace: dict[str, Any]
@@ -28,7 +52,10 @@ def lazy_attributes(
         if module is None:
             msg = f"module {package!r} has no attribute {name!r}"
             raise AttributeError(msg)
-        value = getattr(importlib.import_module(module), name)
+        try:
+            value = getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError as error:
+            raise missing_extra(error, f"{package}.{name}") from error
         namespace[name] = value
         return value
 

@@ -11,7 +11,7 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer, seed_everything
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
 from lightning_synth.loggers import run_directory
@@ -202,6 +202,10 @@ def ensure_bridge(trainer: Trainer, datamodule: LightningDataModule | None) -> N
         return
     epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 2
     count = len(phases)
+    if trainer.fast_dev_run:
+        # A smoke run of one batch: the first phase only, as Lightning runs one epoch.
+        callbacks.append(BridgedTransfer(switch_epoch=list(range(1, count))))
+        return
     if epochs < count:
         msg = (
             f"strategy='bridged' trains the {count} phases {list(phases)} one after another, "
@@ -216,7 +220,9 @@ def ensure_bridge(trainer: Trainer, datamodule: LightningDataModule | None) -> N
         latest = epochs - (count - 1 - k)
         switches.append(min(max(round(epochs * (k + 1) / count), earliest), latest))
     callbacks.append(BridgedTransfer(switch_epoch=switches))
-    rank_zero_info(f"bridged transfer: phases {list(phases)}, switching at epochs {switches}")
+    rank_zero_only(print)(
+        f"bridged transfer: phases {list(phases)}, switching at epochs {switches}"
+    )
 
 
 def run_recipe(
@@ -225,15 +231,25 @@ def run_recipe(
     default_config: str | Path,
     report: Callable[[LightningSynthCLI, Sequence[Mapping[str, float]]], None] | None = None,
     argv: Sequence[str] | None = None,
+    commands: Mapping[str, Callable[[Sequence[str]], None]] | None = None,
 ) -> LightningSynthCLI | None:
     """What a recipe script does.
 
-    With a LightningCLI subcommand first (``fit``, ``test`` ...), run it. Otherwise (no
-    arguments, or only ``--key=value`` options) do the recipe's default run: fit with the
-    default config, test the best checkpoint, call ``report`` with the test results, and
-    end the W&B run.
+    With one of the recipe's own ``commands`` first (e.g. ``predict-folder``), run it with
+    the remaining arguments. With a LightningCLI subcommand first (``fit``, ``test`` ...),
+    run it. Otherwise (no arguments, or only ``--key=value`` options) do the recipe's
+    default run: fit with the default config, test the best checkpoint, call ``report``
+    with the test results, and end the W&B run.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    extra = dict(commands or {})
+    clash = sorted(set(extra) & set(SUBCOMMANDS))
+    if clash:
+        msg = f"commands {clash} would hide LightningCLI's subcommands of the same names"
+        raise ValueError(msg)
+    if args and args[0] in extra:
+        extra[args[0]](args[1:])
+        return None
     # From the command line LightningCLI reads sys.argv itself (passing it again warns).
     cli_args = None if argv is None else args
     if args and args[0] in (*SUBCOMMANDS, "-h", "--help"):

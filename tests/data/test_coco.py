@@ -77,6 +77,31 @@ def test_reads_boxes_labels_and_images(tmp_path: Path) -> None:
             ValueError,
             "has a box of no area",
         ),
+        (
+            {"annotations": [{"id": 9, "image_id": 1, "category_id": 7, "bbox": [1, 1, 1e-9, 2]}]},
+            ValueError,
+            "has a box of no area",
+        ),
+        (
+            {"annotations": [{"id": 4, "image_id": 1, "category_id": 7, "bbox": [1, 1, 2]}]},
+            ValueError,
+            r"annotation 4 of .*: bbox must be 4 numbers \[x, y, width, height\], got \[1, 1, 2\]",
+        ),
+        (
+            {"images": [{"id": "a", "file_name": "images/a.png", "width": 40, "height": 30}]},
+            ValueError,
+            r"image id in .*set.json must be an integer, got 'a'",
+        ),
+        (
+            {"images": [{"id": 1.5, "file_name": "images/a.png", "width": 40, "height": 30}]},
+            ValueError,
+            r"image id in .*set.json must be an integer, got 1.5",
+        ),
+        (
+            {"annotations": [{"id": 3, "image_id": "1", "category_id": 7, "bbox": [1, 1, 2, 2]}]},
+            ValueError,
+            r"image_id of annotation 3 of .* must be an integer, got '1'",
+        ),
         ({"categories": []}, ValueError, "defines no categories"),
     ],
 )
@@ -91,8 +116,11 @@ def test_other_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         CocoDetection(tmp_path / "nothing.json")
     (tmp_path / "broken.json").write_text("{not json")
-    with pytest.raises(ValueError, match="is not valid JSON"):
+    with pytest.raises(ValueError, match=r"broken.json is not valid UTF-8 JSON"):
         CocoDetection(tmp_path / "broken.json")
+    (tmp_path / "latin.json").write_bytes('{"images": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.json is not valid UTF-8 JSON"):
+        CocoDetection(tmp_path / "latin.json")
     with pytest.raises(ValueError, match=r"categories \['forklift'\] are not in"):
         CocoDetection(_coco(tmp_path), categories=["forklift"])
     wrong_size = _coco(
@@ -139,3 +167,26 @@ def test_detections_in_the_coco_results_format() -> None:
         ],
     )
     assert found == [{"image_id": 3, "category_id": 1, "bbox": [0.0, 0.0, 2.0, 3.0], "score": 0.9}]
+
+
+def test_images_of_any_bit_depth_keep_their_values(tmp_path: Path) -> None:
+    import numpy as np
+
+    from lightning_synth.data.coco import read_rgb
+
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    image = read_rgb(tmp_path / "deep.png")
+    assert image.shape == (3, 8, 8)
+    assert len(torch.unique(image[0])) == 64  # not collapsed to two values
+    assert torch.allclose(image[0].flatten()[:3], torch.tensor([0.0, 1000, 2000]) / 65535)
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "red.jpg")
+    assert float(read_rgb(tmp_path / "red.jpg")[0].mean()) > 0.9
+
+
+def test_a_truncated_image_is_named(tmp_path: Path) -> None:
+    path = _coco(tmp_path)
+    jpeg = tmp_path / "images" / "b.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:60])
+    with pytest.raises(ValueError, match=r"cannot read image .*b.jpg"):
+        CocoDetection(path)[1]

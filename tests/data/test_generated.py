@@ -91,7 +91,9 @@ def test_bad_generated_sets_get_clear_errors() -> None:
         data[2]
     with pytest.raises(TypeError, match="index must be an integer, got 1.5"):
         data[1.5]  # type: ignore[index]
-    bright = GeneratedDataset(lambda seed, index: {"image": torch.full((1, 2, 2), 2.0)}, 1, quantize=True)
+    bright = GeneratedDataset(
+        lambda seed, index: {"image": torch.full((1, 2, 2), 2.0)}, 1, quantize=True
+    )
     with pytest.raises(ValueError, match=r"quantize=True needs images in \[0, 1\]"):
         bright[0]
     with pytest.raises(ValueError, match="render_workers must be an integer >= 0, got -1"):
@@ -130,7 +132,11 @@ def test_the_cli_sees_every_core_argument_typed(module: str) -> None:
     cls = getattr(lightning_synth.data, module)
     parser = LightningArgumentParser()
     parser.add_lightning_class_args(cls, "data", subclass_mode=False)
-    options = {action.dest.split(".", 1)[1]: action for action in parser._actions if action.dest.startswith("data.")}
+    options = {
+        action.dest.split(".", 1)[1]: action
+        for action in parser._actions
+        if action.dest.startswith("data.")
+    }
     given_by_the_module = {"synthetic", "real", "val", "test"}
     if module == "PalletDataModule":
         given_by_the_module.add("collate_fn")  # detection batches keep images as lists

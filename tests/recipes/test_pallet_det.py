@@ -160,7 +160,7 @@ def test_non_finite_loss_stops_with_the_terms() -> None:
 
 
 def test_detector_options_anchors_heads_and_errors() -> None:
-    from lightning_synth.tasks.detection import build_detector
+    from lightning_synth.models.detection import build_detector
 
     model = build_detector(
         "fasterrcnn_resnet18_fpn",
@@ -189,7 +189,7 @@ def test_detector_options_anchors_heads_and_errors() -> None:
 
 
 def test_stride8_mobilenet_pyramid_levels_and_options() -> None:
-    from lightning_synth.tasks.detection import build_detector
+    from lightning_synth.models.detection import build_detector
 
     model = build_detector("fasterrcnn_mobilenet_v3_large_stride8_fpn", 2, fpn_channels=32)
     levels = model.backbone(torch.zeros(1, 3, 64, 96))

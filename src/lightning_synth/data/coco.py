@@ -23,6 +23,42 @@ from torch.utils.data import Dataset
 _EDGE = 0.5
 
 
+def read_rgb(path: str | Path) -> torch.Tensor:
+    """An image file as a (3, H, W) float32 tensor in [0, 1], whatever its bit depth.
+
+    8-bit images are divided by 255, 16-bit ones (PNG, TIFF) by 65535, and 32-bit float
+    ones are taken as they are (they must lie in [0, 1]); grey images become three equal
+    channels. A file that cannot be read (truncated, not an image) is named in the error.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            mode = picture.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+                array = np.asarray(picture, dtype=np.float32) / 65535
+            elif mode == "F":
+                array = np.asarray(picture, dtype=np.float32)
+            else:
+                array = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255
+    except (OSError, ValueError) as error:  # PIL's truncated and unidentified images
+        msg = f"cannot read image {path}: {error}"
+        raise ValueError(msg) from error
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        msg = f"image {path} ({mode}) has values outside [0, 1] after scaling by its bit depth"
+        raise ValueError(msg)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{what} must be an integer, got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
 class CocoDetection(Dataset[dict[str, Any]]):
     """Images and boxes of a COCO annotation file, checked when it is opened.
 
@@ -65,15 +101,18 @@ class CocoDetection(Dataset[dict[str, Any]]):
             raise FileNotFoundError(msg)
         self.image_root = Path(images) if images is not None else self.annotation_file.parent
         try:
-            content = json.loads(self.annotation_file.read_text())
-        except json.JSONDecodeError as error:
-            msg = f"{self.annotation_file} is not valid JSON: {error}"
+            content = json.loads(self.annotation_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            msg = f"{self.annotation_file} is not valid UTF-8 JSON: {error}"
             raise ValueError(msg) from error
         where = str(self.annotation_file)
         if not isinstance(content, Mapping) or not content.get("images"):
             msg = f"{where} holds no images (an empty or non-COCO annotation file)"
             raise ValueError(msg)
-        known = {int(c["id"]): str(c["name"]) for c in content.get("categories", [])}
+        known = {
+            _integer(c.get("id"), f"category id in {where}"): str(c.get("name"))
+            for c in content.get("categories", [])
+        }
         if not known:
             msg = f"{where} defines no categories"
             raise ValueError(msg)
@@ -88,7 +127,10 @@ class CocoDetection(Dataset[dict[str, Any]]):
         self.images: list[dict[str, Any]] = []
         index_of: dict[int, int] = {}
         for entry in content["images"]:
-            image_id = int(entry["id"])
+            image_id = _integer(entry.get("id"), f"image id in {where}")
+            if "file_name" not in entry:
+                msg = f"image {image_id} of {where} has no file_name"
+                raise ValueError(msg)
             path = self.image_root / str(entry["file_name"])
             if not path.is_file():
                 msg = f"image {image_id} of {where}: file {path} does not exist"
@@ -126,11 +168,15 @@ class CocoDetection(Dataset[dict[str, Any]]):
         where: str,
     ) -> None:
         ident = annotation.get("id", "?")
-        image_id = int(annotation["image_id"])
+        image_id = _integer(
+            annotation.get("image_id"), f"image_id of annotation {ident} of {where}"
+        )
         if image_id not in index_of:
             msg = f"annotation {ident} of {where} refers to image {image_id}, which is not listed"
             raise ValueError(msg)
-        category = int(annotation["category_id"])
+        category = _integer(
+            annotation.get("category_id"), f"category_id of annotation {ident} of {where}"
+        )
         if category not in known:
             msg = (
                 f"annotation {ident} of {where} has category_id {category}, which is not in "
@@ -138,8 +184,21 @@ class CocoDetection(Dataset[dict[str, Any]]):
             )
             raise ValueError(msg)
         image = self.images[index_of[image_id]]
-        x, y, w, h = (float(v) for v in annotation["bbox"])
-        if w <= 0 or h <= 0:
+        bbox = annotation.get("bbox")
+        if (
+            not isinstance(bbox, list | tuple)
+            or len(bbox) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)
+        ):
+            msg = (
+                f"annotation {ident} of {where}: bbox must be 4 numbers [x, y, width, height], "
+                f"got {bbox!r}"
+            )
+            raise ValueError(msg)
+        x, y, w, h = (float(v) for v in bbox)
+        corners = np.array([x, y, x + w, y + h], dtype=np.float32)
+        # A box must have an area in float32, which the detectors compute in.
+        if not np.isfinite(corners).all() or corners[2] <= corners[0] or corners[3] <= corners[1]:
             msg = f"annotation {ident} of {where} has a box of no area: bbox {[x, y, w, h]}"
             raise ValueError(msg)
         inside = (
@@ -166,18 +225,14 @@ class CocoDetection(Dataset[dict[str, Any]]):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from PIL import Image
-
         entry = self.images[index]
-        with Image.open(entry["path"]) as picture:
-            array = np.asarray(picture.convert("RGB"))
-        if array.shape[:2] != (entry["height"], entry["width"]):
+        image = read_rgb(entry["path"])
+        if tuple(image.shape[1:]) != (entry["height"], entry["width"]):
             msg = (
-                f"image {entry['id']} ({entry['path']}) is {array.shape[1]} x {array.shape[0]}, "
+                f"image {entry['id']} ({entry['path']}) is {image.shape[2]} x {image.shape[1]}, "
                 f"but {self.annotation_file} says {entry['width']} x {entry['height']}"
             )
             raise ValueError(msg)
-        image = torch.from_numpy(array.copy()).permute(2, 0, 1).to(torch.float32) / 255
         boxes = torch.tensor(entry["boxes"], dtype=torch.float32).reshape(-1, 4)
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, entry["width"])
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, entry["height"])

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch.utils.data import Dataset
 
+from lightning_synth._lazy import missing_extra
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
 
 
@@ -26,12 +28,14 @@ def check_pixel_size(name: str, value: Any) -> float:
     return float(value)
 
 
-def image_files(folder: Path, what: str = "images") -> list[Path]:
+def image_files(
+    folder: Path, what: str = "images", suffixes: Sequence[str] = IMAGE_SUFFIXES
+) -> list[Path]:
     """The image files of ``folder`` by name; two files of one stem (a.png, a.tif) are an error."""
     if not folder.is_dir():
         msg = f"{what} folder not found: {folder}"
         raise FileNotFoundError(msg)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
     stems: dict[str, Path] = {}
     for path in files:
         if path.stem in stems:
@@ -194,7 +198,10 @@ class SegmentationFolder(Dataset[dict[str, Any]]):
         cls, path: Path, pixel_size: float, target_pixel_size: float, tile: int | None = 256
     ) -> SegmentationFolder:
         """The study's layout: ``images`` (N, H, W), ``maps`` (N, H, W) or one-hot (N, H, W, C)."""
-        import h5py
+        try:
+            import h5py
+        except ModuleNotFoundError as error:
+            raise missing_extra(error, "reading HDF5 real data") from error
 
         try:
             with h5py.File(path, "r") as file:

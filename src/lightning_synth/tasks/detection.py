@@ -7,229 +7,23 @@ from torchmetrics' ``MeanAveragePrecision`` (the faster_coco_eval backend), logg
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
-from PIL import Image, ImageDraw
-from torch import nn
+from torchmetrics import MetricCollection
 from torchmetrics.detection import MeanAveragePrecision
-from torchvision.models import detection
-from torchvision.ops import misc as misc_ops
 from typing_extensions import override
 
-from lightning_synth.tasks.base import evaluation_set_names
+from lightning_synth.models.detection import DetectorName, build_detector
+from lightning_synth.tasks.base import BaseTask
 
-DetectorName = Literal[
-    "fasterrcnn_resnet50_fpn",
-    "fasterrcnn_resnet18_fpn",
-    "fasterrcnn_mobilenet_v3_large_fpn",
-    "fasterrcnn_mobilenet_v3_large_320_fpn",
-    "fasterrcnn_mobilenet_v3_large_stride8_fpn",
-]
-
-
-def fasterrcnn_resnet18_fpn(
-    weights: str | None = None,
-    weights_backbone: str | None = None,
-    num_classes: int = 91,
-    trainable_backbone_layers: int = 5,
-    **options: Any,
-) -> nn.Module:
-    """Faster R-CNN on a ResNet-18-FPN: torchvision's ResNet-50 model with a lighter backbone.
-
-    torchvision has no such detector, so there are no detector weights (``weights`` must be
-    None); ``weights_backbone="DEFAULT"`` downloads ImageNet ResNet-18 weights.
-    """
-    if weights is not None:
-        msg = "there are no pretrained fasterrcnn_resnet18_fpn detectors; use pretrained_backbone"
-        raise ValueError(msg)
-    from torchvision.models import ResNet18_Weights
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-    from torchvision.models.detection.faster_rcnn import FasterRCNN
-
-    backbone_weights = ResNet18_Weights.DEFAULT if weights_backbone else None
-    norm = misc_ops.FrozenBatchNorm2d if backbone_weights else nn.BatchNorm2d
-    backbone = resnet_fpn_backbone(
-        backbone_name="resnet18",
-        weights=backbone_weights,
-        trainable_layers=trainable_backbone_layers,
-        norm_layer=norm,
-    )
-    return FasterRCNN(backbone, num_classes=num_classes, **options)
-
-
-def fasterrcnn_mobilenet_v3_large_stride8_fpn(
-    weights: str | None = None,
-    weights_backbone: str | None = None,
-    num_classes: int = 91,
-    trainable_backbone_layers: int | None = None,
-    fpn_channels: int = 128,
-    **options: Any,
-) -> nn.Module:
-    """Faster R-CNN on a MobileNet-v3-Large whose feature pyramid starts at stride 8.
-
-    torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` feeds its pyramid from two stride-32
-    stages only (an 8 x 10 grid for a 320 x 240 image), too coarse for objects of 10-30
-    pixels. This one takes the last block at each resolution, strides 8, 16 and 32 (40, 112
-    and 960 channels), plus a max-pooled stride-64 level: one anchor size per level, like the
-    ResNet-FPN detectors (16, 32, 64 and 128 pixels unless ``anchor_sizes`` says otherwise).
-    ``fpn_channels`` is the pyramid's width (256 in torchvision; 128 keeps the stride-8 convs
-    of the pyramid and the RPN cheap on a CPU). There are no detector weights (``weights``
-    must be None); ``weights_backbone="DEFAULT"`` downloads ImageNet MobileNet-v3 weights.
-    """
-    if weights is not None:
-        msg = (
-            "there are no pretrained fasterrcnn_mobilenet_v3_large_stride8_fpn detectors; "
-            "use pretrained_backbone"
-        )
-        raise ValueError(msg)
-    from torchvision.models import MobileNet_V3_Large_Weights, mobilenet_v3_large
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.backbone_utils import BackboneWithFPN
-    from torchvision.models.detection.faster_rcnn import FasterRCNN
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
-
-    backbone_weights = MobileNet_V3_Large_Weights.DEFAULT if weights_backbone else None
-    norm = misc_ops.FrozenBatchNorm2d if backbone_weights else nn.BatchNorm2d
-    features = mobilenet_v3_large(weights=backbone_weights, norm_layer=norm).features
-    # The blocks that start a new resolution (and the first and last block), as torchvision
-    # counts trainable stages.
-    stage_starts = [0] + [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)]
-    stage_starts.append(len(features) - 1)
-    trainable = trainable_backbone_layers
-    if trainable is None:
-        trainable = 3 if backbone_weights else len(stage_starts)
-    if not 0 <= trainable <= len(stage_starts):
-        msg = f"trainable_backbone_layers must be in [0, {len(stage_starts)}], got {trainable}"
-        raise ValueError(msg)
-    first_trained = len(features) if trainable == 0 else stage_starts[len(stage_starts) - trainable]
-    for block in features[:first_trained]:
-        block.requires_grad_(False)
-    # The last block of each resolution from stride 8 on: the block before the stride-16
-    # and stride-32 ones start, and the final one.
-    ends = [i - 1 for i in stage_starts[3:-1]] + [len(features) - 1]
-    backbone = BackboneWithFPN(
-        features,
-        {str(index): str(level) for level, index in enumerate(ends)},
-        [features[index].out_channels for index in ends],
-        fpn_channels,
-        extra_blocks=LastLevelMaxPool(),
-    )
-    sizes = ((16,), (32,), (64,), (128,))
-    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
-    return FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors, **options)
-
-
-_DETECTORS = {
-    "fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
-    "fasterrcnn_resnet18_fpn": fasterrcnn_resnet18_fpn,
-    "fasterrcnn_mobilenet_v3_large_fpn": detection.fasterrcnn_mobilenet_v3_large_fpn,
-    "fasterrcnn_mobilenet_v3_large_320_fpn": detection.fasterrcnn_mobilenet_v3_large_320_fpn,
-    "fasterrcnn_mobilenet_v3_large_stride8_fpn": fasterrcnn_mobilenet_v3_large_stride8_fpn,
-}
 #: The scalar entries of MeanAveragePrecision's result that are logged.
 LOGGED_METRICS = ("map", "map_50", "map_75", "mar_100")
 
 
-def build_detector(
-    name: DetectorName,
-    num_classes: int,
-    pretrained: bool = False,
-    pretrained_backbone: bool = False,
-    min_size: int = 480,
-    max_size: int = 640,
-    trainable_backbone_layers: int | None = None,
-    anchor_sizes: Sequence[int] | None = None,
-    aspect_ratios: Sequence[float] | None = None,
-    fpn_channels: int | None = None,
-    **options: Any,
-) -> nn.Module:
-    """A torchvision Faster R-CNN with ``num_classes`` classes (background included).
-
-    Nothing is downloaded unless ``pretrained`` (COCO-trained detector; its box predictor is
-    replaced for ``num_classes``) or ``pretrained_backbone`` (ImageNet backbone) is set.
-    Without weights, batch norms train (torchvision freezes them only for pretrained ones).
-    ``anchor_sizes`` and ``aspect_ratios`` (height over width) replace the RPN's anchors and,
-    with them, its head: ResNet-FPN detectors take one size per pyramid level, MobileNet ones
-    every size on each of their levels. ``fpn_channels`` sets the pyramid's width of the
-    ``stride8`` MobileNet detector (the others keep torchvision's 256). Further ``options``
-    go to torchvision's ``FasterRCNN`` (e.g. ``box_batch_size_per_image``).
-
-    Example:
-        >>> model = build_detector("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2)
-        >>> type(model).__name__
-        'FasterRCNN'
-    """
-    if name not in _DETECTORS:
-        msg = f"model must be one of {sorted(_DETECTORS)}, got {name!r}"
-        raise ValueError(msg)
-    if num_classes < 2:
-        msg = f"num_classes counts the background, so it must be >= 2, got {num_classes}"
-        raise ValueError(msg)
-    builder = _DETECTORS[name]
-    options = {"min_size": min_size, "max_size": max_size, **options}
-    if fpn_channels is not None:
-        if builder is not fasterrcnn_mobilenet_v3_large_stride8_fpn:
-            msg = (
-                "fpn_channels is only an option of fasterrcnn_mobilenet_v3_large_stride8_fpn, "
-                f"not {name}"
-            )
-            raise ValueError(msg)
-        if fpn_channels < 1:
-            msg = f"fpn_channels must be >= 1, got {fpn_channels}"
-            raise ValueError(msg)
-        options["fpn_channels"] = fpn_channels
-    if trainable_backbone_layers is not None:
-        options["trainable_backbone_layers"] = trainable_backbone_layers
-    if pretrained:
-        model = builder(weights="DEFAULT", **options)
-        from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-
-        features = model.roi_heads.box_predictor.cls_score.in_features
-        model.roi_heads.box_predictor = FastRCNNPredictor(features, num_classes)
-    else:
-        backbone = "DEFAULT" if pretrained_backbone else None
-        model = builder(weights=None, weights_backbone=backbone, num_classes=num_classes, **options)
-    if anchor_sizes is not None or aspect_ratios is not None:
-        _replace_anchors(model, anchor_sizes, aspect_ratios)
-    return model
-
-
-def _replace_anchors(
-    model: nn.Module, sizes: Sequence[int] | None, ratios: Sequence[float] | None
-) -> None:
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.rpn import RPNHead
-
-    rpn: Any = model.rpn
-    old = rpn.anchor_generator
-    levels = len(old.sizes)
-    one_per_level = all(len(level) == 1 for level in old.sizes)
-    if sizes is None:
-        per_level = old.sizes
-    elif one_per_level:
-        if len(sizes) != levels:
-            msg = f"anchor_sizes must give one size per pyramid level ({levels}), got {list(sizes)}"
-            raise ValueError(msg)
-        per_level = tuple((int(size),) for size in sizes)
-    else:
-        per_level = (tuple(int(size) for size in sizes),) * levels
-    ratio_levels = (
-        old.aspect_ratios if ratios is None else (tuple(float(r) for r in ratios),) * levels
-    )
-    if min(min(r) for r in ratio_levels) <= 0 or min(min(s) for s in per_level) <= 0:
-        msg = f"anchor sizes and aspect ratios must be positive, got {per_level} and {ratio_levels}"
-        raise ValueError(msg)
-    rpn.anchor_generator = AnchorGenerator(per_level, ratio_levels)
-    channels = rpn.head.conv[0][0].in_channels
-    rpn.head = RPNHead(channels, rpn.anchor_generator.num_anchors_per_location()[0])
-
-
-class DetectionTask(LightningModule):
+class DetectionTask(BaseTask):
     """Faster R-CNN detection (pallets by default: one class plus the background).
 
     Batches follow the project's contract: ``image`` a list (or stack) of (3, H, W) floats in
@@ -263,10 +57,13 @@ class DetectionTask(LightningModule):
         optimizer: ``"sgd"`` (momentum 0.9) or ``"adamw"``.
         lr: Peak learning rate.
         weight_decay: Weight decay.
-        warmup_steps: Linear warm-up steps; then a cosine decay to ``lr / 20`` over the run.
+        warmup_steps: Linear warm-up steps; then a cosine decay to ``lr / 20`` over the run
+            (torch's ``LinearLR`` then ``CosineAnnealingLR``, in a ``SequentialLR``).
         score_threshold: Detections scoring below this are dropped at inference.
         detections_per_image: At most this many detections per image.
     """
+
+    logged_metrics = LOGGED_METRICS
 
     def __init__(
         self,
@@ -290,64 +87,73 @@ class DetectionTask(LightningModule):
         score_threshold: float = 0.05,
         detections_per_image: int = 100,
     ) -> None:
-        super().__init__()
         if optimizer not in ("sgd", "adamw"):
             msg = f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}"
             raise ValueError(msg)
-        if not lr > 0 or warmup_steps < 0:
+        if not (isinstance(lr, int | float) and lr > 0) or not (
+            isinstance(warmup_steps, int) and warmup_steps >= 0
+        ):
             msg = f"lr must be > 0 and warmup_steps >= 0, got {lr!r} and {warmup_steps!r}"
             raise ValueError(msg)
-        self.save_hyperparameters()
-        self.model = build_detector(
-            model,
-            num_classes,
-            pretrained,
-            pretrained_backbone,
-            min_size,
-            max_size,
-            trainable_backbone_layers,
-            anchor_sizes,
-            aspect_ratios,
-            fpn_channels,
-            box_batch_size_per_image=box_batch_size_per_image,
-        )
-        roi_heads: Any = self.model.roi_heads
-        if representation_size != roi_heads.box_predictor.cls_score.in_features:
-            from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-
-            resolution = roi_heads.box_roi_pool.output_size[0]
-            channels = self.model.backbone.out_channels  # type: ignore[union-attr]
-            roi_heads.box_head = TwoMLPHead(channels * resolution**2, representation_size)
-            roi_heads.box_predictor = FastRCNNPredictor(representation_size, num_classes)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        roi_heads.score_thresh = score_threshold
-        roi_heads.detections_per_img = detections_per_image
-        self.val_metrics = nn.ModuleDict()
-        self.test_metrics = nn.ModuleDict()
+        if not 0 <= score_threshold < 1:
+            msg = f"score_threshold must be in [0, 1), got {score_threshold!r}"
+            raise ValueError(msg)
+        super().__init__()
 
     @override
-    def setup(self, stage: str) -> None:
-        if stage in ("fit", "validate"):
-            names = evaluation_set_names(self, "val")
-            self.val_metrics = nn.ModuleDict({n: _average_precision() for n in names})
-        if stage == "test":
-            names = evaluation_set_names(self, "test")
-            self.test_metrics = nn.ModuleDict({n: _average_precision() for n in names})
+    def configure_models(self) -> None:
+        hp = self.hparams
+        self.model = build_detector(
+            hp["model"],
+            hp["num_classes"],
+            hp["pretrained"],
+            hp["pretrained_backbone"],
+            hp["min_size"],
+            hp["max_size"],
+            hp["trainable_backbone_layers"],
+            hp["anchor_sizes"],
+            hp["aspect_ratios"],
+            hp["fpn_channels"],
+            hp["representation_size"],
+            box_batch_size_per_image=hp["box_batch_size_per_image"],
+            box_score_thresh=hp["score_threshold"],
+            box_detections_per_img=hp["detections_per_image"],
+        )
+        if hp["channels_last"]:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @override
+    def configure_metrics(self) -> MetricCollection:
+        # COCO mAP over the whole set, computed at the end of each evaluation epoch.
+        return MetricCollection(
+            {
+                "ap": MeanAveragePrecision(
+                    box_format="xyxy", iou_type="bbox", backend="faster_coco_eval"
+                )
+            }
+        )
+
+    @override
+    def finish_metrics(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # -1 means "no ground truth at all" in COCO; log it as 0.
+        return {key: value.clamp_min(0.0) for key, value in values.items()}
 
     @override
     def forward(self, images: Sequence[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Detections (``boxes``, ``scores``, ``labels``) per image, in eval mode."""
         return self.model(list(images))
 
-    @override
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        images = list(batch["image"])
-        targets = [
+    @staticmethod
+    def _targets(batch: Mapping[str, Any]) -> list[dict[str, torch.Tensor]]:
+        return [
             {"boxes": boxes, "labels": labels}
             for boxes, labels in zip(batch["boxes"], batch["labels"], strict=True)
         ]
-        losses = self.model(images, targets)
+
+    @override
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        images = list(batch["image"])
+        losses = self.model(images, self._targets(batch))
         loss = sum(losses.values())
         assert isinstance(loss, torch.Tensor)
         if not torch.isfinite(loss):
@@ -363,46 +169,11 @@ class DetectionTask(LightningModule):
             self.log(f"train/{key}", value, batch_size=size)
         return loss
 
-    def _evaluate(self, batch: Mapping[str, Any], dataloader_idx: int, stage: str) -> None:
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        names = list(metrics)
-        name = names[dataloader_idx] if dataloader_idx < len(names) else str(dataloader_idx)
-        predictions = self(batch["image"])
-        targets = [
-            {"boxes": boxes, "labels": labels}
-            for boxes, labels in zip(batch["boxes"], batch["labels"], strict=True)
-        ]
-        metric: MeanAveragePrecision = metrics[name]  # type: ignore[assignment]
-        metric.update(predictions, targets)
-
-    def _log_epoch(self, stage: str) -> None:
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        for name, module in metrics.items():
-            metric: MeanAveragePrecision = module  # type: ignore[assignment]
-            result = metric.compute()
-            for key in LOGGED_METRICS:
-                value = result[key]
-                # -1 means "no ground truth at all" in COCO; log it as 0.
-                self.log(f"{stage}/{name}/{key}", value.clamp_min(0.0), add_dataloader_idx=False)
-            metric.reset()
-
     @override
-    def validation_step(
-        self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0
+    def evaluation_step(
+        self, batch: Mapping[str, Any], metrics: MetricCollection, stage: str, name: str
     ) -> None:
-        self._evaluate(batch, dataloader_idx, "val")
-
-    @override
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    @override
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, dataloader_idx, "test")
-
-    @override
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        metrics.update(self(batch["image"]), self._targets(batch))
 
     @override
     def predict_step(
@@ -447,19 +218,35 @@ class DetectionTask(LightningModule):
         else:
             optimizer = torch.optim.AdamW(parameters, lr=hp["lr"], weight_decay=hp["weight_decay"])
         total = max(int(self.trainer.estimated_stepping_batches), 1) if self._trainer else 1
-        warmup = int(hp["warmup_steps"])
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            "lr_scheduler": {
+                "scheduler": warmup_cosine(optimizer, int(hp["warmup_steps"]), total),
+                "interval": "step",
+            },
         }
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int, floor: float = 0.05
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up over ``warmup`` steps, then a cosine decay to ``floor`` x the peak.
+
+    Step ``k < warmup`` runs at ``(k + 1) / warmup`` of the peak; the cosine spans the other
+    ``total - warmup`` steps.
+    """
+    from torch.optim import lr_scheduler
+
+    peaks = [group["lr"] for group in optimizer.param_groups]
+    cosine = lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(total - warmup, 1), eta_min=floor * min(peaks)
+    )
+    if warmup <= 1:
+        return cosine
+    ramp = lr_scheduler.LinearLR(
+        optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1
+    )
+    return lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
 
 
 def draw_detections(
@@ -469,23 +256,21 @@ def draw_detections(
 
     Boxes narrower or lower than a pixel (a detector may predict them) are drawn as one pixel.
     """
-    array = (image[:3].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    picture = Image.fromarray(np.ascontiguousarray(array))
-    pen = ImageDraw.Draw(picture)
-    for box in [] if truth is None else truth.tolist():
-        pen.rectangle(_pixel_corners(box), outline=(0, 230, 64), width=2)
-    for box in boxes.tolist():
-        pen.rectangle(_pixel_corners(box), outline=(255, 40, 40), width=1)
-    return np.asarray(picture)
+    from torchvision.utils import draw_bounding_boxes
+
+    picture = (image[:3].float().clamp(0, 1).cpu() * 255).to(torch.uint8)
+    if picture.shape[0] == 1:
+        picture = picture.expand(3, -1, -1)
+    for found, colour, width in ((truth, (0, 230, 64), 2), (boxes, (255, 40, 40), 1)):
+        if found is not None and len(found):
+            picture = draw_bounding_boxes(picture, pixel_corners(found), colors=colour, width=width)
+    return picture.permute(1, 2, 0).numpy()
 
 
-def _pixel_corners(box: Sequence[float]) -> list[float]:
-    """The first and last pixel PIL draws of an xyxy box (right, bottom exclusive); >= one."""
-    left, top, right, bottom = box
-    return [left, top, max(left, right - 1), max(top, bottom - 1)]
-
-
-def _average_precision() -> MeanAveragePrecision:
-    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="faster_coco_eval")
+def pixel_corners(boxes: torch.Tensor) -> torch.Tensor:
+    """Boxes (xyxy, right and bottom exclusive) as the first and last pixel drawn (>= one)."""
+    boxes = boxes.detach().float().cpu().reshape(-1, 4)
+    left, top = boxes[:, 0], boxes[:, 1]
+    right = torch.maximum(left, boxes[:, 2] - 1)
+    bottom = torch.maximum(top, boxes[:, 3] - 1)
+    return torch.stack([left, top, right, bottom], dim=1)

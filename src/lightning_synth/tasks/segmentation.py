@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F  # noqa: N812
-from lightning.pytorch import LightningModule
-from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     BinaryF1Score,
@@ -22,34 +18,17 @@ from torchmetrics.classification import (
 )
 from typing_extensions import override
 
-from lightning_synth.tasks.base import evaluation_set_names
-
-Architecture = Literal["unet", "unetplusplus", "fpn", "deeplabv3plus"]
-_ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "unet": smp.Unet,
-    "unetplusplus": smp.UnetPlusPlus,
-    "fpn": smp.FPN,
-    "deeplabv3plus": smp.DeepLabV3Plus,
-}
+from lightning_synth.models.segmentation import ARCHITECTURES, Architecture, build_segmenter
+from lightning_synth.tasks.base import BaseTask
 
 
-def _metrics() -> MetricCollection:
-    return MetricCollection(
-        {
-            "f1": BinaryF1Score(),
-            "iou": BinaryJaccardIndex(),
-            "precision": BinaryPrecision(),
-            "recall": BinaryRecall(),
-        }
-    )
-
-
-class SegmentationTask(LightningModule):
+class SegmentationTask(BaseTask):
     """Binary (particle / background) segmentation: smp model, cross-entropy + Dice loss.
 
     Metrics per named validation and test set (``val/<set>/f1`` ...): F1 (= Dice), IoU,
-    precision and recall of the particle class, over all pixels of the set. The optimiser is
-    Adam with the learning rate decayed by ``lr_decay`` per epoch, as in the study.
+    precision and recall of the particle class, over all pixels of the set, and the loss
+    (``val/<set>/loss``). The optimiser is Adam with the learning rate decayed by
+    ``lr_decay`` per epoch, as in the study.
 
     Args:
         architecture: smp architecture.
@@ -75,35 +54,43 @@ class SegmentationTask(LightningModule):
         dice_weight: float = 1.0,
         channels_last: bool = False,
     ) -> None:
-        super().__init__()
-        if architecture not in _ARCHITECTURES:
-            msg = f"architecture must be one of {sorted(_ARCHITECTURES)}, got {architecture!r}"
+        if architecture not in ARCHITECTURES:
+            msg = f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}"
             raise ValueError(msg)
-        if not lr > 0 or not 0 < lr_decay <= 1:
+        if not _positive(lr) or not (_positive(lr_decay) and lr_decay <= 1):
             msg = f"lr must be > 0 and lr_decay in (0, 1], got lr={lr!r}, lr_decay={lr_decay!r}"
             raise ValueError(msg)
-        self.save_hyperparameters()
-        self.model = _ARCHITECTURES[architecture](
-            encoder_name=encoder,
-            encoder_weights=encoder_weights,
-            in_channels=in_channels,
-            classes=2,
-        )
-        self.dice = smp.losses.DiceLoss(mode="multiclass")
-        self.channels_last = channels_last
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.val_metrics = nn.ModuleDict()
-        self.test_metrics = nn.ModuleDict()
+        if not (_positive(dice_weight) or dice_weight == 0):
+            msg = f"dice_weight must be a number >= 0, got {dice_weight!r}"
+            raise ValueError(msg)
+        super().__init__()
 
     @override
-    def setup(self, stage: str) -> None:
-        if stage in ("fit", "validate"):
-            names = evaluation_set_names(self, "val")
-            self.val_metrics = nn.ModuleDict({n: _metrics() for n in names})
-        if stage == "test":
-            names = evaluation_set_names(self, "test")
-            self.test_metrics = nn.ModuleDict({n: _metrics() for n in names})
+    def configure_models(self) -> None:
+        hp = self.hparams
+        self.model = build_segmenter(
+            hp["architecture"], hp["encoder"], hp["encoder_weights"], hp["in_channels"], 2
+        )
+        self.channels_last = bool(hp["channels_last"])
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @override
+    def configure_losses(self) -> None:
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.dice = DiceLoss(mode="multiclass")
+
+    @override
+    def configure_metrics(self) -> MetricCollection:
+        return MetricCollection(
+            {
+                "f1": BinaryF1Score(),
+                "iou": BinaryJaccardIndex(),
+                "precision": BinaryPrecision(),
+                "recall": BinaryRecall(),
+            }
+        )
 
     # ------------------------------------------------------------------ steps
     @override
@@ -112,46 +99,32 @@ class SegmentationTask(LightningModule):
             image = image.contiguous(memory_format=torch.channels_last)
         return self.model(image)
 
-    def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy plus ``dice_weight`` times the Dice loss."""
         return F.cross_entropy(logits, mask) + self.hparams["dice_weight"] * self.dice(logits, mask)
 
     @override
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
-        loss = self._loss(logits, batch["mask"])
+        loss = self.loss(logits, batch["mask"])
         if not torch.isfinite(loss):
             msg = f"the training loss is {float(loss)} at step {self.global_step}; stopping"
             raise FloatingPointError(msg)
         self.log("train/loss", loss, batch_size=len(batch["image"]), prog_bar=True)
         return loss
 
-    def _evaluate(self, batch: dict[str, Any], dataloader_idx: int, stage: str) -> None:
+    @override
+    def evaluation_step(
+        self, batch: dict[str, Any], metrics: MetricCollection, stage: str, name: str
+    ) -> None:
         logits = self(batch["image"])
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        name = (
-            list(metrics)[dataloader_idx] if len(metrics) > dataloader_idx else str(dataloader_idx)
-        )
-        size = len(batch["image"])
         self.log(
             f"{stage}/{name}/loss",
-            self._loss(logits, batch["mask"]),
-            batch_size=size,
+            self.loss(logits, batch["mask"]),
+            batch_size=len(batch["image"]),
             add_dataloader_idx=False,
         )
-        collection: MetricCollection = metrics[name]  # type: ignore[assignment]
-        collection.update(logits.argmax(1), batch["mask"])
-        for key, metric in collection.items():
-            self.log(f"{stage}/{name}/{key}", metric, batch_size=size, add_dataloader_idx=False)
-
-    @override
-    def validation_step(
-        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        self._evaluate(batch, dataloader_idx, "val")
-
-    @override
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, dataloader_idx, "test")
+        metrics.update(logits.argmax(1), batch["mask"])
 
     @override
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
@@ -204,87 +177,10 @@ def _overlay(gray: np.ndarray, mask: np.ndarray, colour: Sequence[int]) -> np.nd
     return rgb.astype(np.uint8)
 
 
-def segment_folder(
-    task: SegmentationTask,
-    images: str | Path,
-    pixel_size: float,
-    out: str | Path,
-    masks: str | Path | None = None,
-    model_pixel_size: float = 0.2,
-) -> dict[str, Any]:
-    """Segment every image of a folder, of any size, taken at ``pixel_size`` [A].
-
-    Each image is resampled to the model's pixel size, min-max normalised, padded to a
-    multiple of 32, segmented, and its mask resampled back to the image's own pixels. Writes
-    ``<stem>_mask.png`` (0/255) and ``<stem>_mask.npy`` per image; with ``masks`` (same stems)
-    also per-image and overall F1/IoU in ``metrics.json``.
-
-    Returns:
-        The metrics (empty without ``masks``).
-    """
-    from PIL import Image
-
-    from lightning_synth.data.images import IMAGE_SUFFIXES, read_image, resample
-
-    folder, out = Path(images), Path(out)
-    files = (
-        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if folder.is_dir()
-        else []
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
     )
-    if not files:
-        msg = f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}"
-        raise ValueError(msg)
-    truths = {}
-    if masks is not None:
-        truths = {p.stem: p for p in Path(masks).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    out.mkdir(parents=True, exist_ok=True)
-    task.eval()
-    factor = pixel_size / model_pixel_size
-    per_image: dict[str, dict[str, float]] = {}
-    totals = torch.zeros(3)  # true positives, predicted, actual
-    for path in files:
-        original = torch.from_numpy(read_image(path))
-        image = resample(original, factor)
-        image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
-        height, width = image.shape
-        pad = (0, (-width) % 32, 0, (-height) % 32)
-        padded = F.pad(
-            image[None, None], pad, mode="reflect" if min(height, width) > 32 else "replicate"
-        )
-        with torch.no_grad():
-            prediction = task(padded.to(task.device)).argmax(1)[0, :height, :width].cpu()
-        mask = resample(prediction, 1 / factor, mask=True)
-        mask = F.interpolate(mask[None, None].float(), size=tuple(original.shape), mode="nearest")[
-            0, 0
-        ].long()
-        np.save(out / f"{path.stem}_mask.npy", mask.numpy())
-        Image.fromarray((mask.numpy() * 255).astype(np.uint8)).save(out / f"{path.stem}_mask.png")
-        if path.stem in truths:
-            truth = torch.from_numpy(read_image(truths[path.stem]) > 0)
-            if truth.shape != mask.shape:
-                msg = (
-                    f"mask {truths[path.stem]} is {tuple(truth.shape)}, "
-                    f"its image {path} {tuple(mask.shape)}"
-                )
-                raise ValueError(msg)
-            hit = float((mask.bool() & truth).sum())
-            counts = torch.tensor([hit, float(mask.sum()), float(truth.sum())])
-            totals += counts
-            per_image[path.name] = _scores(counts)
-    if not per_image:
-        return {}
-    metrics = {"overall": _scores(totals), "images": per_image}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
-
-
-def _scores(counts: torch.Tensor) -> dict[str, float]:
-    hit, predicted, actual = (float(v) for v in counts)
-    union = predicted + actual - hit
-    return {
-        "f1": 2 * hit / (predicted + actual) if predicted + actual else 1.0,
-        "iou": hit / union if union else 1.0,
-        "precision": hit / predicted if predicted else 1.0,
-        "recall": hit / actual if actual else 1.0,
-    }
