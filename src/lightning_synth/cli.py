@@ -202,7 +202,7 @@ def ensure_bridge(trainer: Trainer, datamodule: LightningDataModule | None) -> N
         return
     epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 2
     count = len(phases)
-    if trainer.fast_dev_run:
+    if getattr(trainer, "fast_dev_run", False):
         # A smoke run of one batch: the first phase only, as Lightning runs one epoch.
         callbacks.append(BridgedTransfer(switch_epoch=list(range(1, count))))
         return
