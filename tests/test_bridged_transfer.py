@@ -301,6 +301,9 @@ def test_monitor_that_is_never_logged_fails_with_the_logged_names(tmp_path: Path
     [
         ({"switch_epoch": -1}, "switch_epoch must be an integer >= 1 .* got -1"),
         ({"switch_epoch": 0}, "switch_epoch must be an integer >= 1 .* got 0"),
+        ({"switch_epoch": 2.5}, r"switch_epoch must be an integer >= 1 .* got 2.5"),
+        ({"switch_epoch": "2"}, r"switch_epoch must be an integer >= 1 .* got '2'"),
+        ({"switch_epoch": [2, 3.5]}, r"switch_epoch must be an integer >= 1 .* got \[2, 3.5\]"),
         ({"switch_epoch": [3, 2]}, r"strictly increasing, got \[3, 2\]"),
         ({"switch_epoch": []}, "at least one epoch"),
         ({}, "needs switch_epoch or monitor"),

@@ -128,3 +128,49 @@ def test_individual_ingredients_can_be_switched() -> None:
 def test_bad_config(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(SMALL, **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"sampling": 0.0}, ValueError, "sampling must be a finite number > 0, got 0.0"),
+        ({"sampling": "0.1"}, TypeError, "sampling must be a number or a range of numbers"),
+        ({"dose": (-100.0, 100.0)}, ValueError, r"dose must be a range of positive doses"),
+        (
+            {"detector_pixel_size": -0.2},
+            ValueError,
+            "detector_pixel_size must be a finite number > 0",
+        ),
+        ({"energy": float("nan")}, ValueError, "energy must be a finite number > 0"),
+        ({"lattice_constant": 0.0}, ValueError, "lattice_constant must be positive"),
+        ({"zone_axis_share": 1.5}, ValueError, r"zone_axis_share must be in \[0, 1\]"),
+    ],
+)
+def test_bad_settings_are_refused_where_they_enter(
+    changes: dict, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        SimulationConfig(**changes)
+
+
+def test_the_plasmon_share_uses_the_particles_own_lattice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightning_synth.generators.hrtem.simulator as simulator
+
+    asked: list[str] = []
+
+    def lattice(element: str) -> float:
+        asked.append(element)
+        return 3.61
+
+    monkeypatch.setattr(simulator, "fcc_lattice_constant", lattice)
+    config = SimulationConfig(
+        detector_pixels=48,
+        element="Cu",
+        particle_diameter=(8.0, 8.0),
+        carbon_thickness=(4.0, 4.0),
+        frozen_phonons=1,
+        fidelity="plasmon",
+        dose=None,
+    )
+    HRTEMSimulator(config, device="cpu").simulate(1)
+    assert "Cu" in asked

@@ -177,3 +177,24 @@ def test_preview_command_writes_a_grid(tmp_path: Path) -> None:
     from PIL import Image
 
     assert Image.open(out).size == (150 + 2 * 64, 2 * 48)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        (
+            {"camera_distance": (-1.0, 5.0)},
+            ValueError,
+            "camera_distance must be a range of positive values",
+        ),
+        ({"fov": (40.0, 200.0)}, ValueError, r"fov must lie in \(0, 180\)"),
+        ({"noise": (-0.1, 0.0)}, ValueError, "noise must be a range of values >= 0"),
+        ({"min_box_side": -1.0}, ValueError, "min_box_side must be >= 0"),
+        ({"camera_height": ("1", 2.0)}, TypeError, "camera_height must be a number or a range"),
+    ],
+)
+def test_bad_scene_settings_are_refused(
+    changes: dict, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        SceneConfig(**changes)

@@ -457,6 +457,9 @@ def _datamodule(trainer: Trainer) -> Any:
 def _check_switch_epochs(switch_epoch: int | Sequence[int] | None) -> list[int]:
     if switch_epoch is None:
         return []
+    if isinstance(switch_epoch, str) or not isinstance(switch_epoch, int | Sequence):
+        msg = f"switch_epoch must be an integer >= 1 (or a list of them), got {switch_epoch!r}"
+        raise ValueError(msg)
     epochs = [switch_epoch] if isinstance(switch_epoch, int) else list(switch_epoch)
     for value in epochs:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -49,7 +49,12 @@ from lightning_synth.generators.hrtem.detector import (
 from lightning_synth.generators.hrtem.multislice import multislice
 from lightning_synth.generators.hrtem.optics import interaction_constant
 from lightning_synth.generators.hrtem.potentials import projected_potential_slices, slice_count
-from lightning_synth.generators.hrtem.structures import amorphous_carbon, fcc_particle, orient
+from lightning_synth.generators.hrtem.structures import (
+    amorphous_carbon,
+    fcc_lattice_constant,
+    fcc_particle,
+    orient,
+)
 
 FidelityTier = Literal["basic", "thermal", "aberrations", "plasmon", "full"]
 FIDELITY_TIERS: tuple[str, ...] = ("basic", "thermal", "aberrations", "plasmon", "full")
@@ -161,8 +166,40 @@ class SimulationConfig:
         if self.fidelity not in FIDELITY_TIERS:
             msg = f"fidelity must be one of {FIDELITY_TIERS}, got {self.fidelity!r}"
             raise ValueError(msg)
+        for item in fields(self):
+            value = getattr(self, item.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if item.name not in ("element", "shapes", "fidelity", "thermal") and any(
+                isinstance(v, str) for v in numbers
+            ):
+                msg = f"{item.name} must be a number or a range of numbers, got {value!r}"
+                raise TypeError(msg)
+        for name in (
+            "detector_pixel_size",
+            "sampling",
+            "slice_thickness",
+            "energy",
+            "carbon_density",
+            "plasmon_mean_free_path",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                msg = f"{name} must be a finite number > 0, got {value!r}"
+                raise ValueError(msg)
+        if self.dose is not None and not self.dose[0] > 0:
+            msg = f"dose must be a range of positive doses [e / A^2] (or None), got {self.dose}"
+            raise ValueError(msg)
+        if self.lattice_constant is not None and not self.lattice_constant > 0:
+            msg = f"lattice_constant must be positive (or None), got {self.lattice_constant!r}"
+            raise ValueError(msg)
+        if not 0 <= self.zone_axis_share <= 1 or self.mask_smoothing < 0:
+            msg = (
+                f"zone_axis_share must be in [0, 1] and mask_smoothing >= 0, got "
+                f"{self.zone_axis_share} and {self.mask_smoothing}"
+            )
+            raise ValueError(msg)
         ratio = self.detector_pixel_size / self.sampling
-        if self.sampling <= 0 or abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
             msg = (
                 f"detector_pixel_size ({self.detector_pixel_size}) must be a whole multiple of "
                 f"sampling ({self.sampling})"
@@ -449,8 +486,9 @@ class HRTEMSimulator:
             if c.uses_plasmon
             else None
         )
-        elastic = torch.zeros((c.gpts, c.gpts), device=self.device)
-        inelastic = torch.zeros_like(elastic)
+        # Every frozen-phonon configuration's potential, then one batched multislice over
+        # them (the configurations are the batch dimension).
+        potentials = []
         for _ in range(configurations):
             potential = background[split:]
             for particle in particles:
@@ -463,20 +501,25 @@ class HRTEMSimulator:
                     potential
                     + self._potential(moved, num_slices, smear=thermal == "debye_waller")[split:]
                 )
-            exit_wave = (
-                multislice(potential, c.energy, sampling, c.slice_thickness, wave=incident)
-                if len(potential)
-                else incident
-            )
-            assert exit_wave is not None
-            elastic += image_intensity(exit_wave, None, sampling, transfer) / configurations
-            if plasmon_transfer is not None:
-                inelastic += (
-                    image_intensity(exit_wave, None, sampling, plasmon_transfer) / configurations
-                )
+            potentials.append(potential)
+        stacked = torch.stack(potentials)  # (configurations, slices, gpts, gpts)
+        exit_waves = (
+            multislice(stacked, c.energy, sampling, c.slice_thickness, wave=incident)
+            if stacked.shape[1]
+            else incident
+        )
+        assert exit_waves is not None
+        elastic = image_intensity(exit_waves, None, sampling, transfer)
+        elastic = elastic.mean(0) if elastic.ndim == 3 else elastic
+        inelastic = torch.zeros_like(elastic)
+        if plasmon_transfer is not None:
+            inelastic = image_intensity(exit_waves, None, sampling, plasmon_transfer)
+            inelastic = inelastic.mean(0) if inelastic.ndim == 3 else inelastic
         if not c.uses_plasmon:
             return elastic
-        volume = sum(len(p) for p in particles) * (c.lattice_constant or 4.08) ** 3 / 4
+        # Four atoms per cubic fcc cell of the particles' element.
+        lattice = c.lattice_constant or fcc_lattice_constant(c.element)
+        volume = sum(len(p) for p in particles) * lattice**3 / 4
         mean_thickness = float(carbon.cell.lengths()[2]) + volume / c.extent**2
         share = 1.0 - math.exp(-mean_thickness / c.plasmon_mean_free_path)
         inelastic = gaussian_blur(inelastic, c.plasmon_blur / c.sampling)

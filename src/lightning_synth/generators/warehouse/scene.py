@@ -130,6 +130,8 @@ class SceneConfig:
     min_box_side: float = 4.0
 
     def __post_init__(self) -> None:
+        for item in fields(self):
+            _check_numbers(item.name, getattr(self, item.name))
         if self.width < 16 or self.height < 16:
             msg = f"width and height must be >= 16 pixels, got {self.width} x {self.height}"
             raise ValueError(msg)
@@ -167,6 +169,46 @@ class SceneConfig:
         if self.floor_pallets[0] < 0 or self.stack_height[0] < 1 or self.lights[0] < 1:
             msg = "floor_pallets must be >= 0, stack_height >= 1 and lights >= 1"
             raise ValueError(msg)
+        # Lengths, heights and angles that must be positive, and ranges that may start at 0.
+        positive = (
+            "camera_distance",
+            "camera_height",
+            "ceiling_camera_height",
+            "room_height",
+            "fov",
+            "light_intensity",
+        )
+        for name in positive:
+            low = getattr(self, name)[0]
+            if not low > 0:
+                msg = f"{name} must be a range of positive values, got {getattr(self, name)}"
+                raise ValueError(msg)
+        for name in ("blur", "noise", "vignetting", "ambient", "wood_age", "distractors"):
+            if getattr(self, name)[0] < 0:
+                msg = f"{name} must be a range of values >= 0, got {getattr(self, name)}"
+                raise ValueError(msg)
+        if not 0 < self.fov[1] < 180:
+            msg = f"fov must lie in (0, 180) degrees, got {self.fov}"
+            raise ValueError(msg)
+        if self.min_box_side < 0:
+            msg = f"min_box_side must be >= 0 pixels, got {self.min_box_side}"
+            raise ValueError(msg)
+
+
+def _check_numbers(name: str, value: object) -> None:
+    """A TypeError naming the field when a number (or a range of numbers) is a string."""
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if isinstance(item, tuple):
+            _check_numbers(name, item)
+        elif isinstance(item, str) and name not in _TEXT_FIELDS:
+            msg = f"{name} must be a number or a range of numbers, got {value!r}"
+            raise TypeError(msg)
+
+
+_TEXT_FIELDS = frozenset(
+    {"layout", "pallet_appearance", "load_appearance", "surroundings", "rack_style", "light_model"}
+)
 
 
 def _uniform(rng: np.random.Generator, bounds: Range) -> float:
