@@ -105,3 +105,55 @@ def test_paper_config_runs_a_few_steps_on_cpu(recipe, tmp_path: Path) -> None:  
         ]
     )
     assert (tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def _real_micrographs(root: Path, shapes: tuple[tuple[int, int], ...]) -> tuple[Path, Path]:
+    images, masks = root / "real" / "images", root / "real" / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for index, shape in enumerate(shapes):
+        rng = np.random.default_rng(index)
+        Image.fromarray(rng.random(shape).astype(np.float32)).save(images / f"r{index}.tif")
+        mask = np.zeros(shape, np.uint8)
+        mask[shape[0] // 3 : shape[0] // 2, shape[1] // 4 : shape[1] // 2] = 255
+        Image.fromarray(mask).save(masks / f"r{index}.png")
+    return images, masks
+
+
+@pytest.mark.parametrize("strategy", ["mixed", "bridged"])
+def test_the_readme_commands_with_your_real_data_of_any_size(
+    recipe, tmp_path: Path, strategy: str, capsys: pytest.CaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    # Real images larger and smaller than the simulated ones, at another pixel size: they are
+    # resampled and cut into tiles of the simulated images' size, so both kinds batch together.
+    images, masks = _real_micrographs(tmp_path, ((150, 110), (40, 60)))
+    options = [o for o in _tiny(tmp_path) if not o.startswith("--trainer.max_epochs")]
+    recipe.main(
+        [
+            *options,
+            "--trainer.max_epochs=2",
+            f"--data.strategy={strategy}",
+            f"--data.real_images={images}",
+            f"--data.real_masks={masks}",
+            "--data.real_pixel_size=0.25",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "held-out simulated domain: f1" in out
+    if strategy == "bridged":
+        assert "bridged transfer: phases ['synthetic', 'real'], switching at epochs [1]" in out
+
+
+def test_real_data_options_are_checked_before_anything_renders(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FileNotFoundError, match="real_images not found"):
+        recipe.main(
+            [
+                *_tiny(tmp_path),
+                "--data.strategy=mixed",
+                f"--data.real_images={tmp_path / 'nope'}",
+                "--data.real_pixel_size=0.25",
+            ]
+        )
+    with pytest.raises(ValueError, match="real_pixel_size is required"):
+        recipe.main([*_tiny(tmp_path), "--data.strategy=mixed", f"--data.real_images={tmp_path}"])
+    assert not (tmp_path / "cache").exists()
