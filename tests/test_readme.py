@@ -28,7 +28,7 @@ def test_your_own_renderer_trains_through_bridged_transfer(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(_examples()[0], namespace)  # noqa: S102 - the README's own code
+    exec(_examples()[0], namespace)
     trainer, datamodule = namespace["trainer"], namespace["datamodule"]
     assert trainer.current_epoch == 2 and datamodule.phase == "real"
     assert (tmp_path / "cache" / "squares" / "synthetic-squares" / "manifest.json").is_file()
@@ -50,7 +50,7 @@ def test_a_folder_of_coco_renders_is_a_pool(
     for name in ("train", "val"):
         write_coco(samples, "site", annotation_name=f"{name}.json")
     namespace: dict = {}
-    exec(_examples()[1], namespace)  # noqa: S102 - the README's own code
+    exec(_examples()[1], namespace)
     datamodule = namespace["datamodule"]
     datamodule.setup("fit")
     assert datamodule.strategy == "mixed" and list(datamodule.pools) == ["blenderproc", "real"]
