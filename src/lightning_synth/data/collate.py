@@ -52,7 +52,7 @@ def collate_samples(
     first = samples[0]
     # Cheap per-sample checks (the collate runs for every batch): a sample with other keys
     # either has another number of keys or lacks one of the first sample's (KeyError below).
-    if any(len(sample) != len(first) for sample in samples):
+    if len(set(map(len, samples))) != 1:
         _raise_key_mismatch(samples)
     batch: dict[str, Any] = {}
     for key in first:

@@ -159,6 +159,12 @@ class PooledDataset(Dataset[dict[str, Any]]):
             self._ends.append(total)
         self.batch_provenance = batch_provenance
         self.transform = transform
+        # Whether every pool is its whole dataset in order (no subset): no index table lookups.
+        self._identity = all(
+            list(pool.indices) == list(range(len(pool.indices)))
+            and len(pool.indices) == len(pool.dataset)  # type: ignore[arg-type]
+            for pool in self.pools
+        )
         # Per pool, what the batch loop needs, looked up once.
         self._entries = [
             (pool.dataset.__getitem__, pool.indices, start, pool.kind, pool.name)
@@ -212,11 +218,7 @@ class PooledDataset(Dataset[dict[str, Any]]):
             ]
         first = samples[0] if samples else {}
         # Collation enforces one key set per batch, so one sample's keys stand for all.
-        if (
-            self.batch_provenance
-            and all(type(sample) is dict for sample in samples)
-            and "source" not in first
-        ):
+        if self.batch_provenance and set(map(type, samples)) == {dict} and "source" not in first:
             return SampleList(samples, sources=sources, pools=names)
         return [
             _with_provenance(sample, *self._local(index))
@@ -231,9 +233,12 @@ class PooledDataset(Dataset[dict[str, Any]]):
             fetch0, table0, _, kind0, name0 = entries[0]
             fetch1, table1, start1, kind1, name1 = entries[-1]
             end0 = self._ends[0]
-            samples = [
-                fetch0(table0[i]) if i < end0 else fetch1(table1[i - start1]) for i in indices
-            ]
+            if self._identity:  # whole pools: a pool's index is the dataset's
+                samples = [fetch0(i) if i < end0 else fetch1(i - start1) for i in indices]
+            else:
+                samples = [
+                    fetch0(table0[i]) if i < end0 else fetch1(table1[i - start1]) for i in indices
+                ]
             sources: list[str] = [kind0 if i < end0 else kind1 for i in indices]
             if (name0, name1) == (kind0, kind1):  # pools named after their kinds: share the list
                 return samples, sources, sources

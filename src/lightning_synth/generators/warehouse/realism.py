@@ -22,11 +22,10 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Literal, TypeAlias
 
-from lightning_synth.generators.warehouse.scene import SceneConfig
+from lightning_synth.generators.warehouse.scene import SceneConfig, scene_config
 
 Realism: TypeAlias = Literal["realistic", "half_realistic", "random"]
 REALISM_LEVELS: tuple[str, ...] = ("realistic", "half_realistic", "random")
@@ -77,9 +76,4 @@ def realism_config(level: Realism, **overrides: Any) -> SceneConfig:
     if level not in _PRESETS:
         msg = f"realism must be one of {REALISM_LEVELS}, got {level!r}"
         raise ValueError(msg)
-    names = {item.name for item in dataclasses.fields(SceneConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        msg = f"unknown SceneConfig fields {unknown}; the fields are {sorted(names)}"
-        raise ValueError(msg)
-    return SceneConfig(**{**_PRESETS[level], **overrides})
+    return scene_config(_PRESETS[level], **overrides)

@@ -10,6 +10,7 @@ Nothing here renders: it only decides what is where and how it looks. The realis
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -193,6 +194,20 @@ class SceneConfig:
         if self.min_box_side < 0:
             msg = f"min_box_side must be >= 0 pixels, got {self.min_box_side}"
             raise ValueError(msg)
+
+
+def scene_config(preset: Mapping[str, Any], **overrides: Any) -> SceneConfig:
+    """A :class:`SceneConfig` of a preset's fields with ``overrides`` applied.
+
+    Raises:
+        ValueError: For a field SceneConfig does not have.
+    """
+    names = {item.name for item in fields(SceneConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        msg = f"unknown SceneConfig fields {unknown}; the fields are {sorted(names)}"
+        raise ValueError(msg)
+    return SceneConfig(**{**preset, **overrides})
 
 
 def _check_numbers(name: str, value: object) -> None:

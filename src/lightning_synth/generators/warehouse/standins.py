@@ -21,10 +21,9 @@ other by accident.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Literal, TypeAlias
 
-from lightning_synth.generators.warehouse.scene import SceneConfig
+from lightning_synth.generators.warehouse.scene import SceneConfig, scene_config
 
 StandInDomain: TypeAlias = Literal["id", "ood"]
 STANDIN_DOMAINS: tuple[str, ...] = ("id", "ood")
@@ -77,9 +76,4 @@ def standin_config(domain: StandInDomain, **overrides: Any) -> SceneConfig:
     if domain not in _DOMAINS:
         msg = f"domain must be one of {STANDIN_DOMAINS}, got {domain!r}"
         raise ValueError(msg)
-    names = {item.name for item in dataclasses.fields(SceneConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        msg = f"unknown SceneConfig fields {unknown}; the fields are {sorted(names)}"
-        raise ValueError(msg)
-    return dataclasses.replace(SceneConfig(**_DOMAINS[domain]), **overrides)
+    return scene_config(_DOMAINS[domain], **overrides)
