@@ -63,6 +63,12 @@ def median_ms(function: Callable[[], Any], repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
+def per_sample(spec: list[Any], sample: dict[str, Any], repeats: int) -> float:
+    """Median milliseconds of the pipeline ``spec`` on ``sample``."""
+    augment = Augmentation(spec)
+    return median_ms(lambda: augment(sample), repeats)
+
+
 def hrtem(repeats: int, device: str) -> tuple[dict[str, float], float]:
     from lightning_synth.tasks.segmentation import SegmentationTask
 
@@ -70,10 +76,8 @@ def hrtem(repeats: int, device: str) -> tuple[dict[str, float], float]:
     side = config["data"]["simulation"]["detector_pixels"]
     batch = config["data"]["batch_size"]
     sample = {"image": torch.rand(1, side, side), "mask": torch.randint(0, 2, (side, side))}
-    costs = {
-        name: median_ms(lambda a=Augmentation(spec): a(sample), repeats)
-        for name, spec in (("D4 (default)", ["D4"]), ("D4 + photometric", ["D4", *PHOTOMETRIC]))
-    }
+    pipelines = {"D4 (default)": ["D4"], "D4 + photometric": ["D4", *PHOTOMETRIC]}
+    costs = {name: per_sample(spec, sample, repeats) for name, spec in pipelines.items()}
     task = SegmentationTask(**config["model"]).to(device)
     optimizer = torch.optim.Adam(task.parameters())
     images = torch.rand(batch, 1, side, side, device=device)
@@ -98,10 +102,8 @@ def pallets(repeats: int, device: str) -> tuple[dict[str, float], float]:
     boxes = torch.tensor([[10.0, 20.0, 80.0, 40.0], [150.0, 100.0, 300.0, 140.0]])
     sample = {"image": torch.rand(3, height, width), "boxes": boxes, "labels": torch.ones(2).long()}
     flip = [{"HorizontalFlip": {"p": 0.5}}]
-    costs = {
-        name: median_ms(lambda a=Augmentation(spec): a(sample), repeats)
-        for name, spec in (("flip (default)", flip), ("flip + photometric", flip + PHOTOMETRIC))
-    }
+    pipelines = {"flip (default)": flip, "flip + photometric": flip + PHOTOMETRIC}
+    costs = {name: per_sample(spec, sample, repeats) for name, spec in pipelines.items()}
     task = DetectionTask(**config["model"]).to(device)
     optimizer = torch.optim.AdamW(task.parameters(), lr=1e-4)
     data = {
