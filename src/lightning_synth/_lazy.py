@@ -17,6 +17,7 @@ EXTRAS: dict[str, str] = {
     "h5py": "hrtem",
     "segmentation_models_pytorch": "hrtem",
     "timm": "hrtem",
+    "kornia": "hrtem",
     "numba": "pallets",
     "faster_coco_eval": "pallets",
     "wandb": "experiments",

@@ -155,3 +155,16 @@ def test_render_workers_end_with_a_killed_parent(tmp_path: Path) -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
+
+
+def test_detection_previews_show_their_boxes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    def boxed(index: int) -> dict[str, Any]:
+        return {"image": torch.zeros(3, 12, 16), "boxes": torch.tensor([[2.0, 3.0, 10.0, 9.0]]), "labels": torch.ones(1).long()}
+
+    SampleCache(tmp_path, 1, {"generator": "boxes"}, boxed).render(progress=False)
+    preview = np.asarray(Image.open(tmp_path / "previews" / "000000.png"))
+    assert preview.shape == (12, 16, 3)
+    assert preview[3, 2].tolist() == [0, 255, 64] and preview[8, 9].tolist() == [0, 255, 64]
+    assert preview[5, 5].tolist() == [0, 0, 0]

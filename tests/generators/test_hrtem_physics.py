@@ -287,3 +287,19 @@ def test_bad_potential_arguments(kwargs: dict, message: str) -> None:
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         projected_potential_slices(**arguments)
+
+
+def test_median_filter_matches_scipys_with_mirrored_edges() -> None:
+    from scipy import ndimage
+
+    from lightning_synth.generators.hrtem.detector import median_filter
+
+    image = torch.rand(2, 17, 23, generator=torch.Generator().manual_seed(0))
+    for size in (3, 5):
+        expected = np.stack(
+            [ndimage.median_filter(x, size=size, mode="mirror") for x in image.numpy()]
+        )
+        assert np.array_equal(median_filter(image, size).numpy(), expected)
+    assert torch.equal(median_filter(image, 1), image)
+    with pytest.raises(ValueError, match="size must be an odd integer >= 1, got 4"):
+        median_filter(image, 4)

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lightning_synth.drawing import draw_boxes
+
 #: Key of a sample record that lists its arrays' dtypes and shapes (checked on load).
 ARRAYS_RECORD = "_arrays"
 #: Sample keys stored as arrays; everything under ``meta`` goes to the JSON record.
@@ -65,12 +67,10 @@ def _preview(
         picture = image.astype(np.float32)
         if image.dtype != np.uint8:
             picture = picture * 255
-        rgb = np.ascontiguousarray(picture.clip(0, 255).astype(np.uint8).transpose(1, 2, 0))
-        for x0, y0, x1, y1 in (boxes if boxes is not None else np.zeros((0, 4))).astype(int):
-            x1, y1 = max(x0, x1 - 1), max(y0, y1 - 1)
-            rgb[y0 : y1 + 1, [x0, x1]] = (0, 255, 64)
-            rgb[[y0, y1], x0 : x1 + 1] = (0, 255, 64)
-        return rgb
+        rgb = torch.from_numpy(picture.clip(0, 255).astype(np.uint8))
+        return draw_boxes(
+            rgb, [(None if boxes is None else torch.from_numpy(boxes), (0, 255, 64), 1)]
+        )
     picture = image[0] if image.ndim == 3 else image
     low, high = float(picture.min()), float(picture.max())
     picture = (picture - low) / (high - low) if high > low else np.zeros_like(picture)

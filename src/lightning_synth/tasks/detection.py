@@ -16,6 +16,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.detection import MeanAveragePrecision
 from typing_extensions import override
 
+from lightning_synth.drawing import draw_boxes
 from lightning_synth.models.detection import DetectorName, build_detector
 from lightning_synth.tasks.base import BaseTask
 
@@ -256,21 +257,4 @@ def draw_detections(
 
     Boxes narrower or lower than a pixel (a detector may predict them) are drawn as one pixel.
     """
-    from torchvision.utils import draw_bounding_boxes
-
-    picture = (image[:3].float().clamp(0, 1).cpu() * 255).to(torch.uint8)
-    if picture.shape[0] == 1:
-        picture = picture.expand(3, -1, -1)
-    for found, colour, width in ((truth, (0, 230, 64), 2), (boxes, (255, 40, 40), 1)):
-        if found is not None and len(found):
-            picture = draw_bounding_boxes(picture, pixel_corners(found), colors=colour, width=width)
-    return picture.permute(1, 2, 0).numpy()
-
-
-def pixel_corners(boxes: torch.Tensor) -> torch.Tensor:
-    """Boxes (xyxy, right and bottom exclusive) as the first and last pixel drawn (>= one)."""
-    boxes = boxes.detach().float().cpu().reshape(-1, 4)
-    left, top = boxes[:, 0], boxes[:, 1]
-    right = torch.maximum(left, boxes[:, 2] - 1)
-    bottom = torch.maximum(top, boxes[:, 3] - 1)
-    return torch.stack([left, top, right, bottom], dim=1)
+    return draw_boxes(image, [(truth, (0, 230, 64), 2), (boxes, (255, 40, 40), 1)])

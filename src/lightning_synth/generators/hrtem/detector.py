@@ -61,17 +61,22 @@ def dose_noise(
 
 
 def median_filter(image: torch.Tensor, size: int = 3) -> torch.Tensor:
-    """Median over ``size`` x ``size`` neighbourhoods (reflect padding)."""
-    if size < 1 or size % 2 == 0:
+    """Median over ``size`` x ``size`` neighbourhoods of the last two dimensions.
+
+    kornia's ``median_blur``, on the image reflect-padded first (kornia pads with zeros,
+    which would darken the border of a bright-field image).
+    """
+    from kornia.filters import median_blur
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
         msg = f"size must be an odd integer >= 1, got {size!r}"
         raise ValueError(msg)
     if size == 1:
         return image
-    shape = image.shape
+    shape, half = image.shape, size // 2
     flat = image.reshape(-1, 1, shape[-2], shape[-1])
-    padded = F.pad(flat, (size // 2,) * 4, mode="reflect")
-    patches = F.unfold(padded, size)  # (B, size*size, H*W)
-    return patches.median(dim=1).values.reshape(shape)
+    padded = F.pad(flat, (half,) * 4, mode="reflect")
+    return median_blur(padded, (size, size))[..., half:-half, half:-half].reshape(shape)
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -14,10 +14,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from lightning_synth import drawing
 from lightning_synth.generators.warehouse.generator import PalletSceneGenerator
 from lightning_synth.generators.warehouse.realism import REALISM_LEVELS, realism_config
 from lightning_synth.generators.warehouse.standins import (
@@ -29,14 +29,9 @@ from lightning_synth.generators.warehouse.standins import (
 
 def draw_boxes(sample: dict, width: int = 2) -> Image.Image:
     """The sample's image with its kept (green) and ignored (yellow) boxes drawn."""
-    image = (sample["image"].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-    picture = Image.fromarray(image)
-    pen = ImageDraw.Draw(picture)
-    for box in sample["meta"].get("ignored_boxes", []):
-        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 220, 0), width=1)
-    for box in sample["boxes"].tolist():
-        pen.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 255, 64), width=width)
-    return picture
+    ignored = sample["meta"].get("ignored_boxes", [])
+    layers = [(ignored, (255, 220, 0), 1), (sample["boxes"], (0, 255, 64), width)]
+    return Image.fromarray(drawing.draw_boxes(sample["image"], layers))
 
 
 def preview_grid(
