@@ -161,7 +161,11 @@ def test_detection_previews_show_their_boxes(tmp_path: Path) -> None:
     from PIL import Image
 
     def boxed(index: int) -> dict[str, Any]:
-        return {"image": torch.zeros(3, 12, 16), "boxes": torch.tensor([[2.0, 3.0, 10.0, 9.0]]), "labels": torch.ones(1).long()}
+        return {
+            "image": torch.zeros(3, 12, 16),
+            "boxes": torch.tensor([[2.0, 3.0, 10.0, 9.0]]),
+            "labels": torch.ones(1).long(),
+        }
 
     SampleCache(tmp_path, 1, {"generator": "boxes"}, boxed).render(progress=False)
     preview = np.asarray(Image.open(tmp_path / "previews" / "000000.png"))

@@ -178,3 +178,62 @@ def test_toy_dataset_is_deterministic_and_checks_its_arguments() -> None:
         ToyDisksDataset(3, style="photo")  # type: ignore[arg-type]
     with pytest.raises(IndexError, match=r"index must be in \[0, 3\), got 3"):
         data[3]
+
+
+def test_a_non_dict_sample_is_named_even_inside_a_batch() -> None:
+    import torch
+
+    samples = [{"image": torch.zeros(1, 2, 2)}] * 3 + [torch.zeros(1, 2, 2)]
+    dm = SynthRealDataModule({"mine": samples}, batch_size=4, strategy="synthetic_only")
+    dm.setup("fit")
+    with pytest.raises(TypeError, match="pool 'mine' returned a Tensor, but samples must be dicts"):
+        next(iter(dm.train_dataloader()))
+
+
+def test_transforms_apply_per_split() -> None:
+    def mark(value: float):
+        def transform(sample: dict) -> dict:
+            return {**sample, "image": sample["image"] * 0 + value}
+
+        return transform
+
+    dm = SynthRealDataModule(
+        ToyDisksDataset(4, size=16),
+        val=ToyDisksDataset(2, size=16, seed=3),
+        batch_size=2,
+        train_transforms=mark(1.0),
+        eval_transforms=mark(2.0),
+    )
+    dm.setup("fit")
+    assert float(next(iter(dm.train_dataloader()))["image"].max()) == 1.0
+    assert float(next(iter(dm.val_dataloader()))["image"].max()) == 2.0
+    # A list of albumentations transforms by name is an Augmentation.
+    spec = SynthRealDataModule(ToyDisksDataset(4, size=16), train_transforms=["D4"])
+    assert repr(spec.train_transform) == "Augmentation([D4])"
+    with pytest.raises(
+        ValueError, match=r"train_transforms\[0\]: albumentations has no transform named 'D5'"
+    ):
+        SynthRealDataModule(ToyDisksDataset(4, size=16), train_transforms=["D5"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seed": "abc"}, "seed must be an integer, got 'abc'"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"batch_size": True}, "batch_size must be a positive integer, got True"),
+        ({"batches_per_epoch": 2.5}, "batches_per_epoch must be an integer >= 1 or None, got 2.5"),
+        ({"num_workers": -1}, "num_workers must be an integer >= 0, got -1"),
+    ],
+)
+def test_bad_loader_settings_name_themselves(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SynthRealDataModule(ToyDisksDataset(4, size=16), **kwargs)
+
+
+def test_the_strategy_is_chosen_by_what_is_given() -> None:
+    data = ToyDisksDataset(4, size=16)
+    assert SynthRealDataModule(data).strategy == "synthetic_only"
+    assert SynthRealDataModule(None, data).strategy == "real_only"
+    assert SynthRealDataModule(data, data).strategy == "mixed"
+    assert SynthRealDataModule(data, data, phases=["synthetic", "real"]).strategy == "bridged"
