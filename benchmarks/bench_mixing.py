@@ -9,18 +9,32 @@ what one would write for the union without this project: ``DataLoader(ConcatData
 shuffle=True)``, for reference.
 
 The machine's speed drifts by several percent between seconds, more than the effect measured,
-so the benchmark runs paired trials: one epoch of ``plain`` and one of a mixing loader back to
-back (in alternating order), and reports the median over trials of the per-pair ratio
-(1.000 = no overhead) with its interquartile range, next to median samples/s.
+so the benchmark runs paired trials: a trial of ``plain`` and one of a mixing loader back to
+back (in alternating order), each as many whole epochs as last about ``--trial-seconds`` (an
+epoch of 64-px images in the main process takes 30 ms, too short to time alone), and reports
+the median over trials of the per-pair ratio (1.000 = no overhead) with its interquartile
+range, next to median samples/s.
 
-    python benchmarks/bench_mixing.py [--sides 64 128] [--workers 0 2] [--seconds 20]
+Every batch stacks into a new tensor of several MB, which glibc serves with ``mmap`` or
+from its heap depending on a threshold it moves as the process allocates and frees: the
+page faults of the first kind cost as much as the rest of a 64-px batch, so whichever way a
+loader's allocations fall, its speed changed by up to 15% between processes and between
+rounds of one process (a second ``plain`` loader against the first: 0.97-1.03; a mixing
+loader: 0.84-1.02). The benchmark therefore runs with the thresholds fixed
+(``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` at 1 GiB, set by re-running
+itself), which serves every batch from the heap for every loader alike; two plain loaders
+then agree to 1%.
+
+    python benchmarks/bench_mixing.py [--sides 64 128] [--workers 0 2] [--seconds 45]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -54,14 +68,22 @@ def make_samples(count: int, side: int) -> list[dict[str, Any]]:
     ]
 
 
-def epoch_rate(loader: DataLoader, epoch: int) -> float:
-    """Samples per second over one epoch of ``loader``."""
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
+def epoch_rate(loader: DataLoader, epoch: int, epochs: int = 1) -> float:
+    """Samples per second over ``epochs`` epochs of ``loader`` (numbered from ``epoch``)."""
     count, start = 0, time.perf_counter()
-    for batch in loader:
-        count += len(batch["image"])
+    for offset in range(epochs):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch + offset)
+        for batch in loader:
+            count += len(batch["image"])
     return count / (time.perf_counter() - start)
+
+
+def epochs_per_trial(loader: DataLoader, seconds: float) -> int:
+    """Epochs of ``loader`` that last about ``seconds``: shorter trials are mostly timer noise."""
+    start = time.perf_counter()
+    epoch_rate(loader, 0)
+    return max(1, round(seconds / (time.perf_counter() - start)))
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -106,22 +128,38 @@ def build_loaders(samples: list[dict[str, Any]], batch_size: int, workers: int) 
     return loaders
 
 
+#: glibc's allocator settings the benchmark runs under (see the module docs).
+PINNED_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+
+
+def pin_allocator() -> None:
+    """Run this script again with glibc's mmap and trim thresholds fixed (Linux only)."""
+    if sys.platform != "linux" or all(os.environ.get(k) == v for k, v in PINNED_ALLOCATOR.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **PINNED_ALLOCATOR})
+
+
 def main() -> None:
+    pin_allocator()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--sides", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
-        "--seconds", type=float, default=20.0, help="time per configuration for paired trials"
+        "--seconds", type=float, default=45.0, help="time per configuration for paired trials"
     )
     parser.add_argument("--min-trials", type=int, default=10)
+    parser.add_argument(
+        "--trial-seconds", type=float, default=0.05, help="length of one trial (whole epochs)"
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     args = parser.parse_args()
 
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}; {args.samples} samples, batch {args.batch_size}, "
-        f"paired trials for {args.seconds:g} s per configuration"
+        f"paired trials for {args.seconds:g} s per configuration, allocator thresholds "
+        f"{'fixed' if os.environ.get('MALLOC_MMAP_THRESHOLD_') else 'glibc default'}"
     )
     print(
         f"{'side':>5} {'workers':>7} {'loader':>13} {'samples/s':>10} {'ratio':>6} "
@@ -133,6 +171,7 @@ def main() -> None:
             loaders = build_loaders(samples, args.batch_size, workers)
             for loader in loaders.values():  # warm-up: worker start, page faults
                 epoch_rate(loader, 0)
+            epochs = epochs_per_trial(loaders["plain"], args.trial_seconds)
             rates: dict[str, list[float]] = {name: [] for name in loaders}
             ratios: dict[str, list[float]] = {name: [] for name in loaders if name != "plain"}
             trial, deadline = 0, time.perf_counter() + args.seconds
@@ -140,7 +179,9 @@ def main() -> None:
                 trial += 1
                 for name in ratios:
                     pair = ["plain", name] if trial % 2 else [name, "plain"]
-                    measured = {which: epoch_rate(loaders[which], trial + 1) for which in pair}
+                    measured = {
+                        which: epoch_rate(loaders[which], trial * epochs, epochs) for which in pair
+                    }
                     rates["plain"].append(measured["plain"])
                     rates[name].append(measured[name])
                     ratios[name].append(measured[name] / measured["plain"])

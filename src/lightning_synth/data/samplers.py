@@ -136,6 +136,7 @@ class MixingSampler(DistributedSampler):
                 f"num_replicas={num_replicas} and drop_last=True"
             )
             raise ValueError(msg)
+        self._layout: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None
         self.num_samples = self.num_global_batches // num_replicas * batch_size
         self.total_size = self.num_global_batches * batch_size
 
@@ -193,21 +194,31 @@ class MixingSampler(DistributedSampler):
         batches, size = self.num_global_batches, self.batch_size
         if self.ratio is None:
             return self._stream(0, 0, batches * size).reshape(batches, size)
-        running = cumulative_share(self.ratio, size, batches)
-        first_counts = np.diff(running)
-        first = self._stream(0, 0, int(running[-1]))
-        second = self._stream(1, self.stream_sizes[0], batches * size - int(running[-1]))
-        column = np.arange(size)[None, :]
-        from_first = column < first_counts[:, None]
-        first_position = running[:-1, None] + column
-        second_position = (np.arange(batches) * size - running[:-1])[:, None] + (
-            column - first_counts[:, None]
-        )
-        return np.where(
-            from_first,
-            first[np.clip(first_position, 0, len(first) - 1)],
-            second[np.clip(second_position, 0, len(second) - 1)],
-        )
+        from_first, first_position, second_position, drawn = self._ratio_layout()
+        first = self._stream(0, 0, drawn)
+        second = self._stream(1, self.stream_sizes[0], batches * size - drawn)
+        return np.where(from_first, first[first_position], second[second_position])
+
+    def _ratio_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Where each slot of the plan comes from; the same every epoch, so computed once."""
+        if self._layout is None:
+            batches, size = self.num_global_batches, self.batch_size
+            running = cumulative_share(float(self.ratio), size, batches)  # type: ignore[arg-type]
+            first_counts = np.diff(running)
+            drawn = int(running[-1])
+            column = np.arange(size)[None, :]
+            from_first = column < first_counts[:, None]
+            first_position = running[:-1, None] + column
+            second_position = (np.arange(batches) * size - running[:-1])[:, None] + (
+                column - first_counts[:, None]
+            )
+            self._layout = (
+                from_first,
+                np.clip(first_position, 0, max(drawn, 1) - 1),
+                np.clip(second_position, 0, max(batches * size - drawn, 1) - 1),
+                drawn,
+            )
+        return self._layout
 
     def __iter__(self) -> Iterator[int]:
         mine = self.global_batches()[self.rank :: self.num_replicas]
