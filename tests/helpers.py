@@ -12,6 +12,25 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 
+def quiet_trainer(root: Any, max_epochs: int, callbacks: list | None = None, **kwargs: Any) -> Any:
+    """A CPU Trainer in ``root`` without logger, checkpoints, progress bar or sanity check."""
+    from lightning.pytorch import Trainer
+
+    kwargs.setdefault("enable_checkpointing", False)
+    return Trainer(
+        default_root_dir=root,
+        max_epochs=max_epochs,
+        callbacks=callbacks or [],
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
+
+
 class IdDataset(Dataset):
     """In-memory dict samples whose ``id`` says which sample they are."""
 

@@ -9,7 +9,14 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from helpers import IdDataset, PlainDataModule, ScriptedScore, TinySegmenter, source_sets
+from helpers import (
+    IdDataset,
+    PlainDataModule,
+    ScriptedScore,
+    TinySegmenter,
+    quiet_trainer,
+    source_sets,
+)
 from lightning_synth.callbacks import BridgedTransfer, SourceCounter
 from lightning_synth.data import SynthRealDataModule
 
@@ -27,19 +34,7 @@ def _datamodule(**kwargs: Any) -> SynthRealDataModule:
 
 
 def _trainer(root: Path, callbacks: list, max_epochs: int, **kwargs: Any) -> Trainer:
-    kwargs.setdefault("enable_checkpointing", False)
-    return Trainer(
-        default_root_dir=root,
-        max_epochs=max_epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
+    return quiet_trainer(root, max_epochs, callbacks, **kwargs)
 
 
 def test_switch_at_epoch_rebuilds_the_train_loader_for_real_data(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lightning.pytorch import Trainer
 from PIL import Image
 
+from helpers import quiet_trainer
 from lightning_synth.data import SynthRealDataModule, ToyDisksDataset
 from lightning_synth.predict import folder_command, load_task, segment_folder
 from lightning_synth.tasks.detection import DetectionTask
@@ -20,16 +20,7 @@ ENCODER = "tu-mobilenetv3_small_050"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("segmenter")
-    trainer = Trainer(
-        default_root_dir=root,
-        max_epochs=1,
-        limit_train_batches=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(root, 1, limit_train_batches=1)
     data = SynthRealDataModule(ToyDisksDataset(4, size=32), batch_size=2)
     trainer.fit(SegmentationTask(encoder=ENCODER), datamodule=data)
     path = root / "segmenter.ckpt"

@@ -9,6 +9,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
 
+from helpers import quiet_trainer
 from lightning_synth.data import SynthRealDataModule, ToyDisksDataset
 from lightning_synth.tasks.segmentation import SegmentationTask
 
@@ -17,18 +18,7 @@ ENCODER = "tu-mobilenetv3_small_050"
 
 
 def _trainer(root: Path, epochs: int, **kwargs: Any) -> Trainer:
-    return Trainer(
-        default_root_dir=root,
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
+    return quiet_trainer(root, epochs, **kwargs)
 
 
 def _data(**kwargs: Any) -> SynthRealDataModule:
