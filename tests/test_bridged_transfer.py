@@ -409,3 +409,21 @@ def test_deepspeed_is_refused_by_type() -> None:
     trainer = SimpleNamespace(datamodule=_datamodule(), strategy=Mine.__new__(Mine))
     with pytest.raises(RuntimeError, match="DeepSpeed strategy does not support"):
         BridgedTransfer(switch_epoch=1).setup(trainer, TinySegmenter(), "fit")  # type: ignore[arg-type]
+
+
+def test_the_automatic_bridge_spaces_its_switches_and_refuses_too_few_epochs() -> None:
+    from types import SimpleNamespace
+
+    from lightning_synth.cli import ensure_bridge
+
+    def bridge(epochs: int, phases: tuple[str, ...]) -> list[int]:
+        trainer = SimpleNamespace(max_epochs=epochs, callbacks=[], fast_dev_run=False)
+        ensure_bridge(trainer, SimpleNamespace(phases=phases))  # type: ignore[arg-type]
+        return trainer.callbacks[0].switch_epochs
+
+    assert bridge(12, ("synthetic", "real")) == [6]
+    assert bridge(2, ("synthetic", "real")) == [1]
+    assert bridge(3, ("random", "realistic", "real")) == [1, 2]
+    assert bridge(10, ("random", "realistic", "real")) == [3, 7]
+    with pytest.raises(ValueError, match="needs max_epochs >= 2; got max_epochs=1"):
+        bridge(1, ("synthetic", "real"))

@@ -119,3 +119,17 @@ def test_bad_arguments_name_themselves() -> None:
         _module(synthetic_samples=0)
     with pytest.raises(ValueError, match="eval_images names"):
         _module(eval_images={"site": "x"})
+
+
+def test_users_files_are_checked_before_anything_renders(tmp_path: Path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=r"real_annotations: COCO annotation file .*nope.json"
+    ):
+        _module(tmp_path / "cache", real_annotations=str(tmp_path / "nope.json"))
+    with pytest.raises(FileNotFoundError, match=r"eval_images\['site'\]: image folder"):
+        _module(
+            tmp_path / "cache",
+            eval_annotations={"site": str(write_coco([], tmp_path / "site"))},
+            eval_images={"site": str(tmp_path / "missing")},
+        )
+    assert not (tmp_path / "cache").exists()
