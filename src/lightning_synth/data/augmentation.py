@@ -149,7 +149,8 @@ class Augmentation:
             raise TypeError(msg)
         if image.dtype not in (torch.uint8, torch.float32):
             image = image.float()
-        inputs: dict[str, Any] = {"image": image.permute(1, 2, 0).numpy()}
+        # OpenCV wants contiguous H x W x C arrays.
+        inputs: dict[str, Any] = {"image": np.ascontiguousarray(image.permute(1, 2, 0).numpy())}
         if "mask" in sample:
             inputs["mask"] = _to_numpy_mask(sample["mask"])
         if "masks" in sample:
