@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 from lightning_synth.data.generated import GeneratedDataset
@@ -92,3 +94,38 @@ def test_training_augmentation_is_d4_and_keeps_image_and_mask_aligned() -> None:
         seen.add(tuple(out["image"].flatten().tolist()))
     assert len(seen) == 8  # every symmetry of the square, and nothing else
     assert HRTEMDataModule(TINY, train_transforms=[]).train_transform is None
+
+
+def test_training_crops_follow_the_symmetries_and_real_tiles_match_them(tmp_path: Path) -> None:
+    dm = HRTEMDataModule(TINY, train_samples=1, val_samples=1, test_samples=1, train_crop=64)
+    assert repr(dm.train_transform) == "Augmentation([D4, RandomCrop])"
+    image = torch.arange(96.0 * 96).view(1, 96, 96)
+    out = dm.train_transform({"image": image, "mask": (image[0] % 7 == 0).long()})
+    assert out["image"].shape == (1, 64, 64)
+    assert torch.equal((out["image"][0] % 7 == 0).long(), out["mask"])
+    custom = HRTEMDataModule(TINY, train_crop=32, train_transforms=[{"VerticalFlip": {"p": 1}}])
+    assert repr(custom.train_transform) == "Augmentation([VerticalFlip, RandomCrop])"
+    images = tmp_path / "real"
+    images.mkdir()
+    np.save(images / "a.npy", np.random.default_rng(0).random((200, 150)).astype(np.float32))
+    real = HRTEMDataModule(TINY, train_crop=64, real_images=str(images), real_pixel_size=0.2)
+    _, factory = real._pool_sources["real"]
+    tiles = factory()  # the real pool, read now
+    assert {tuple(tiles[i]["image"].shape) for i in range(len(tiles))} == {(1, 64, 64)}
+    assert len(tiles) == 4 * 3  # 200 x 150 pixels in tiles of 64 that cover it whole
+
+
+@pytest.mark.parametrize("crop", [0, 48, 128, True])
+def test_bad_training_crops_are_refused(crop: object) -> None:
+    with pytest.raises(ValueError, match=r"train_crop must be None or a multiple of 32 .* \(96\)"):
+        HRTEMDataModule(TINY, train_crop=crop)  # type: ignore[arg-type]
+
+
+def test_normalisation_is_chosen_and_checked() -> None:
+    batch = {"image": torch.rand(2, 1, 64, 64)}
+    batch["image"][0, 0, 0, 0] = 100.0
+    robust = HRTEMDataModule(TINY).on_after_batch_transfer(dict(batch), 0)["image"]
+    study = HRTEMDataModule(TINY, normalization="min_max").on_after_batch_transfer(dict(batch), 0)
+    assert float(robust[0].median()) > 0.3 > float(study["image"][0].median())
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        HRTEMDataModule(TINY, normalization="zscore")  # type: ignore[arg-type]

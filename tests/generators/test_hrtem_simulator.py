@@ -123,6 +123,11 @@ def test_individual_ingredients_can_be_switched() -> None:
         ({"frozen_phonons": 0}, "frozen_phonons must be >= 1"),
         ({"particles": (0, 2)}, "particles must be a range"),
         ({"shapes": ("cube",)}, "shapes must be drawn from"),
+        ({"parametrizations": ("peng",)}, "parametrizations must be drawn from"),
+        ({"parametrizations": ()}, "parametrizations must be drawn from"),
+        ({"readout_noise": (1.0, 2.0)}, "readout_noise needs a dose"),
+        ({"hot_pixels": (0.0, 1.0), "dose": (100.0, 200.0)}, "hot_pixels below 1"),
+        ({"flat_field": (-0.1, 0.1)}, "must be ranges >= 0"),
     ],
 )
 def test_bad_config(changes: dict, message: str) -> None:
@@ -174,3 +179,51 @@ def test_the_plasmon_share_uses_the_particles_own_lattice(monkeypatch: pytest.Mo
     )
     HRTEMSimulator(config, device="cpu").simulate(1)
     assert "Cu" in asked
+
+
+KNOBS = {
+    "parametrizations": ("kirkland", "lobato"),
+    "readout_noise": (2.0, 4.0),
+    "flat_field": (0.05, 0.1),
+    "hot_pixels": (0.001, 0.002),
+    "dose": (300.0, 300.0),
+}
+
+
+def test_the_robustness_knobs_are_deterministic_per_seed() -> None:
+    first, second, other = _simulate(3, **KNOBS), _simulate(3, **KNOBS), _simulate(4, **KNOBS)
+    assert torch.equal(first["image"], second["image"])
+    assert first["meta"] == second["meta"]
+    assert not torch.equal(first["image"], other["image"])
+    detector = first["meta"]["detector"]
+    assert 2.0 <= detector["readout_noise"] <= 4.0
+    assert 0.05 <= detector["flat_field"] <= 0.1
+    assert 0.001 <= detector["hot_pixels"] <= 0.002
+
+
+def test_the_knobs_draw_apart_from_everything_else() -> None:
+    # Hot pixels change their own pixels only: the specimen, optics and noise of a seed stay.
+    plain = _simulate(5, dose=(300.0, 300.0))
+    hot = _simulate(5, dose=(300.0, 300.0), hot_pixels=(0.01, 0.01))
+    changed = plain["image"] != hot["image"]
+    assert 0.003 < float(changed.float().mean()) < 0.03
+    assert float(hot["image"][changed].min()) > 2.5 * float(plain["image"].mean())
+    assert torch.equal(plain["mask"], hot["mask"])
+    assert plain["meta"]["optics"] == hot["meta"]["optics"]
+
+
+def test_parametrization_is_drawn_per_image() -> None:
+    seen = {_simulate(seed, **KNOBS)["meta"]["parametrization"] for seed in range(6)}
+    assert seen == {"kirkland", "lobato"}
+    assert _simulate(0)["meta"]["parametrization"] == "kirkland"
+
+
+def test_read_out_noise_adds_its_variance() -> None:
+    vacuum = torch.ones(128, 128)  # the simulation grid: 64 detector pixels of 0.2 A
+    config = dataclasses.replace(SMALL, dose=(100.0, 100.0), readout_noise=(5.0, 5.0))
+    generator = torch.Generator().manual_seed(0)
+    image, _ = HRTEMSimulator(config, device="cpu").detect(
+        vacuum, np.random.default_rng(0), generator
+    )
+    # Poisson: 4 electrons per pixel, a variance of 1/4 in units of vacuum; read-out: (5/4)^2.
+    assert float(image.var()) == pytest.approx(0.25 + (5 / 4) ** 2, rel=0.1)

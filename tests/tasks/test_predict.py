@@ -1,4 +1,4 @@
-"""Folder inference: checkpoints and pixel sizes are checked before anything runs."""
+"""Inference on users' images: tiling, pixel sizes, checkpoints, checked before anything runs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 
 from helpers import quiet_trainer
 from lightning_synth.data import SynthRealDataModule, ToyDisksDataset
-from lightning_synth.predict import folder_command, load_task, segment_folder
+from lightning_synth.predict import folder_command, load_task, segment, segment_folder
 from lightning_synth.tasks.detection import DetectionTask
 from lightning_synth.tasks.segmentation import SegmentationTask
 
@@ -77,3 +79,81 @@ def test_detection_batch_size_is_checked(tmp_path: Path, capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         command(["--images", str(tmp_path), "--checkpoint", "x", "--out", "y", "--batch-size", "0"])
     assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+
+
+class LocalModel(torch.nn.Module):
+    """Logits (0, local mean - 0.5) from two 3 x 3 box filters: each output pixel sees the 2
+    pixels around it (zero-padded at the window's edge, as a U-Net's convolutions are)."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        box = torch.full((1, 1, 3, 3), 1 / 9)
+        smooth = F.conv2d(F.conv2d(image, box, padding=1), box, padding=1)
+        return torch.cat([torch.zeros_like(smooth), smooth - 0.5], dim=1)
+
+
+def test_tiling_gives_the_mask_of_one_pass_over_the_whole_image() -> None:
+    image = np.random.default_rng(0).random((150, 170)).astype(np.float32)
+    model = LocalModel()
+    whole = segment(model, image, 0.2, tile=192)  # one window holds it all
+    tiled = segment(model, image, 0.2, tile=64, overlap=32)
+    assert 0.2 < float(whole.float().mean()) < 0.8
+    assert torch.equal(whole, tiled)
+
+
+def test_a_small_image_is_one_pass_of_the_model(checkpoint: Path) -> None:
+    task = load_task(SegmentationTask, checkpoint)
+    image = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    from lightning_synth.data.images import normalize_intensity
+
+    normalised = normalize_intensity(torch.from_numpy(image)[None, None])
+    with torch.no_grad():
+        expected = task(normalised).argmax(1)[0]
+    assert torch.equal(segment(task, image, 0.2, tile=64, overlap=32), expected)
+
+
+def test_images_of_any_size_and_pixel_size_come_back_at_their_own_pixels() -> None:
+    model = LocalModel()
+    for shape, pixel_size in (((1500, 1400), 0.2), ((37, 301), 0.13), ((10, 10), 0.5)):
+        image = np.random.default_rng(2).random(shape).astype(np.float32)
+        assert tuple(segment(model, image, pixel_size).shape) == shape
+
+
+@pytest.mark.parametrize("value", [0.0, -0.2, float("nan"), float("inf")])
+def test_segment_refuses_bad_pixel_sizes(value: float) -> None:
+    with pytest.raises(ValueError, match="pixel_size must be a finite number > 0"):
+        segment(LocalModel(), np.ones((40, 40), np.float32), value)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"tile": 100}, "tile must be a multiple of 32"),
+        ({"overlap": 256}, "overlap must be smaller than tile"),
+        ({"overlap": 20}, "overlap must be a multiple of 32"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"normalization": "zscore"}, "normalization must be one of"),
+    ],
+)
+def test_segment_refuses_bad_windows(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        segment(LocalModel(), np.ones((40, 40), np.float32), 0.2, **arguments)
+
+
+def test_segment_refuses_images_that_are_not_finite_2d_arrays() -> None:
+    with pytest.raises(ValueError, match=r"image must be 2D \(H, W\), got shape \(2, 3, 4\)"):
+        segment(LocalModel(), np.ones((2, 3, 4), np.float32), 0.2)
+    bad = np.ones((40, 40), np.float32)
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="image holds NaN"):
+        segment(LocalModel(), bad, 0.2)
+
+
+def test_a_hot_pixel_does_not_change_the_mask() -> None:
+    image = np.random.default_rng(3).random((96, 96)).astype(np.float32)
+    hot = image.copy()
+    hot[10, 10] = 1000.0
+    model = LocalModel()
+    clean, spoiled = segment(model, image, 0.2), segment(model, hot, 0.2)
+    assert float((clean != spoiled).float().sum()) <= 9  # at most the hot pixel's neighbours
+    by_min_max = segment(model, hot, 0.2, normalization="min_max")
+    assert float((clean != by_min_max).float().mean()) > 0.1  # what min-max does instead

@@ -11,7 +11,13 @@ import torch
 
 from lightning_synth.data.augmentation import Transforms
 from lightning_synth.data.generated import GeneratedDataModule, GeneratedDataset
-from lightning_synth.data.images import SegmentationFolder, check_pixel_size
+from lightning_synth.data.images import (
+    NORMALIZATIONS,
+    Normalization,
+    SegmentationFolder,
+    check_pixel_size,
+    normalize_intensity,
+)
 from lightning_synth.data.sources import check_count, stable_seed
 from lightning_synth.generators.hrtem.simulator import HRTEMSimulator, SimulationConfig
 
@@ -45,10 +51,7 @@ def held_out_config(
 
 def min_max_normalize(image: torch.Tensor) -> torch.Tensor:
     """Scale every image of a (N, C, H, W) batch to [0, 1] on its own (as the study did)."""
-    flat = image.flatten(1)
-    low = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    high = flat.max(dim=1).values.view(-1, 1, 1, 1)
-    return (image - low) / (high - low).clamp_min(1e-12)
+    return normalize_intensity(image, "min_max")
 
 
 class HRTEMDataModule(GeneratedDataModule):
@@ -64,8 +67,12 @@ class HRTEMDataModule(GeneratedDataModule):
     ``"mixed"`` or ``"bridged"``.
 
     Training samples get one of the 8 symmetries of the square (albumentations' ``D4``;
-    ``train_transforms`` replaces it). On the device, every image of every split is min-max
-    normalised on its own, as the study did.
+    ``train_transforms`` replaces it), then, with ``train_crop``, a random square crop: the
+    simulated fields can then be larger than the training samples, so that the largest
+    particles fit in a field with their surroundings, crops cut particles at their edges, and
+    each rendered field serves a different crop every epoch. Validation and test images are
+    whole fields. On the device, every image of every split is normalised on its own
+    (``normalization``; the same rule :func:`lightning_synth.predict.segment` applies).
 
     Args:
         simulation: Simulation settings of the training set.
@@ -84,7 +91,12 @@ class HRTEMDataModule(GeneratedDataModule):
         real_pixel_size: Pixel size of the real images [A]; they are resampled to the
             simulation's detector pixel.
         real_tile: Side of the tiles the resampled real images are cut into [pixels]; None
-            takes the simulated images' side, so real and simulated samples batch together.
+            takes the training samples' side (``train_crop``, else the simulated images'), so
+            real and simulated samples batch together.
+        train_crop: Side of the random square crop of every training sample [pixels]; a
+            multiple of 32 up to ``simulation.detector_pixels``. None trains on whole fields.
+        normalization: ``"percentile"`` (0.5% and 99.5% quantiles to 0 and 1, clipped: hot
+            pixels and bright edges saturate) or ``"min_max"`` (the study's rule).
         **kwargs: The arguments of :class:`GeneratedDataModule` and
             :class:`~lightning_synth.data.SynthRealDataModule` (``cache_dir``,
             ``render_workers``, ``strategy``, ``batch_size``, ``seed`` ...).
@@ -105,12 +117,39 @@ class HRTEMDataModule(GeneratedDataModule):
         real_masks: str | None = None,
         real_pixel_size: float | None = None,
         real_tile: int | None = None,
+        train_crop: int | None = None,
+        normalization: Normalization = "percentile",
         **kwargs: Any,
     ) -> None:
         simulation = simulation or SimulationConfig()
         if not isinstance(simulation, SimulationConfig):
             msg = f"simulation must be a SimulationConfig, got {simulation!r}"
             raise TypeError(msg)
+        if normalization not in NORMALIZATIONS:
+            msg = f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
+            raise ValueError(msg)
+        if train_crop is not None and (
+            isinstance(train_crop, bool)
+            or not isinstance(train_crop, int)
+            or train_crop < 32
+            or train_crop % 32
+            or train_crop > simulation.detector_pixels
+        ):
+            msg = (
+                "train_crop must be None or a multiple of 32 between 32 and "
+                f"simulation.detector_pixels ({simulation.detector_pixels}), got {train_crop!r}"
+            )
+            raise ValueError(msg)
+        self.normalization = normalization
+        if train_crop is not None:
+            transforms = kwargs.get("train_transforms")
+            if transforms is None:
+                transforms = self.default_train_transforms
+            if callable(transforms):
+                msg = "train_crop needs train_transforms as a list of transforms, not a callable"
+                raise ValueError(msg)
+            crop = {"RandomCrop": {"height": train_crop, "width": train_crop}}
+            kwargs["train_transforms"] = [*(transforms or []), crop]
         for name, value in (
             ("train_samples", train_samples),
             ("val_samples", val_samples),
@@ -130,7 +169,7 @@ class HRTEMDataModule(GeneratedDataModule):
                 real_masks,
                 real_pixel_size,
                 simulation.detector_pixel_size,
-                simulation.detector_pixels if real_tile is None else real_tile,
+                real_tile if real_tile is not None else train_crop or simulation.detector_pixels,
             )
         elif real_masks or real_pixel_size is not None or real_tile is not None:
             msg = "real_masks, real_pixel_size and real_tile need real_images"
@@ -178,9 +217,9 @@ class HRTEMDataModule(GeneratedDataModule):
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Min-max normalise every image on its own (every split)."""
+        """Normalise every image on its own (every split), by ``normalization``."""
         if isinstance(batch, dict) and "image" in batch:
-            batch["image"] = min_max_normalize(batch["image"].float())
+            batch["image"] = normalize_intensity(batch["image"], self.normalization)
         return batch
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -15,6 +15,45 @@ from torch.utils.data import Dataset
 from lightning_synth._lazy import missing_extra
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
+
+Normalization = Literal["min_max", "percentile"]
+NORMALIZATIONS: tuple[str, ...] = ("min_max", "percentile")
+#: Quantiles mapped to 0 and 1 by the ``percentile`` normalisation.
+PERCENTILES = (0.005, 0.995)
+#: Pixels per image that ``torch.quantile`` sees at most (it refuses more than 2^24).
+_QUANTILE_PIXELS = 2**22
+
+
+def normalize_intensity(images: torch.Tensor, method: Normalization = "percentile") -> torch.Tensor:
+    """Scale every image of a (N, C, H, W) batch to [0, 1] on its own.
+
+    ``"min_max"`` maps each image's minimum to 0 and its maximum to 1 (the study's rule); a
+    single hot pixel then squeezes the rest of the image into a sliver of the range.
+    ``"percentile"`` maps the 0.5% and 99.5% quantiles to 0 and 1 and clips outside them, so
+    hot or dead pixels and a bright edge saturate instead of rescaling the image.
+
+    Example:
+        >>> image = torch.linspace(0, 1, 1000).view(1, 1, 10, 100)
+        >>> image[0, 0, 0, 0] = 1000.0  # a hot pixel
+        >>> round(float(normalize_intensity(image, "percentile").median()), 2)
+        0.5
+        >>> round(float(normalize_intensity(image, "min_max").median()), 4)
+        0.0005
+    """
+    if method not in NORMALIZATIONS:
+        msg = f"normalization must be one of {NORMALIZATIONS}, got {method!r}"
+        raise ValueError(msg)
+    images = images.float()
+    flat = images.flatten(1)
+    if method == "min_max":
+        low, high = flat.min(dim=1).values, flat.max(dim=1).values
+    else:
+        step = max(1, math.ceil(flat.shape[1] / _QUANTILE_PIXELS))
+        levels = torch.tensor(PERCENTILES, dtype=flat.dtype, device=flat.device)
+        low, high = torch.quantile(flat[:, ::step], levels, dim=1)
+    shape = (-1,) + (1,) * (images.ndim - 1)
+    scaled = (images - low.view(shape)) / (high - low).clamp_min(1e-12).view(shape)
+    return scaled.clamp(0.0, 1.0) if method == "percentile" else scaled
 
 
 def check_pixel_size(name: str, value: Any) -> float:

@@ -87,3 +87,52 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     fy = torch.fft.fftfreq(image.shape[-1], device=image.device)[None, :]
     kernel = torch.exp(-2 * math.pi**2 * sigma**2 * (fx**2 + fy**2))
     return torch.fft.ifft2(torch.fft.fft2(image) * kernel).real
+
+
+def flat_field(
+    shape: tuple[int, int],
+    amplitude: float,
+    correlation: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A smooth gain pattern of mean 1 and standard deviation ``amplitude``.
+
+    White noise low-passed by a Gaussian of ``correlation`` pixels and rescaled: the uneven
+    illumination and gain a flat-field correction leaves behind.
+    """
+    if amplitude < 0 or not correlation > 0:
+        msg = f"amplitude must be >= 0 and correlation > 0, got {amplitude!r}, {correlation!r}"
+        raise ValueError(msg)
+    field = gaussian_blur(torch.randn(shape, generator=generator), correlation)
+    field = (field - field.mean()) / field.std().clamp_min(1e-12)
+    return 1.0 + amplitude * field
+
+
+def readout_noise(
+    image: torch.Tensor,
+    electrons: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Gaussian read-out noise of ``electrons`` rms per pixel, on an image whose mean is 1.
+
+    ``image`` is in units of the incident intensity: one electron is ``1 / (dose *
+    pixel_size^2)`` there, so pass ``electrons`` already divided by that (see
+    :meth:`~lightning_synth.generators.hrtem.HRTEMSimulator.detect`).
+    """
+    return image + electrons * torch.randn(image.shape, generator=generator)
+
+
+def hot_pixels(
+    image: torch.Tensor,
+    fraction: float,
+    generator: torch.Generator | None = None,
+    brightness: tuple[float, float] = (3.0, 30.0),
+) -> torch.Tensor:
+    """Set a ``fraction`` of the pixels to ``brightness`` times the image's mean (outliers)."""
+    if not 0 <= fraction < 1:
+        msg = f"fraction must be in [0, 1), got {fraction!r}"
+        raise ValueError(msg)
+    chosen = torch.rand(image.shape, generator=generator) < fraction
+    low, high = brightness
+    level = low + (high - low) * torch.rand(image.shape, generator=generator)
+    return torch.where(chosen, level * image.mean(), image)

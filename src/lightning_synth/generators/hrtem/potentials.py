@@ -7,8 +7,8 @@ frequency, and the projected potential is
 
     v(r) = 2 pi a0 e / A * sum_q f_e(q) exp(-2 pi^2 s^2 q^2) S(q) exp(2 pi i q . r)  [V A]
 
-with ``f_e`` from Kirkland's parametrization, ``A`` the cell area and ``s`` an optional rms
-displacement per element (a Debye-Waller smearing, the static thermal tier).
+with ``f_e`` from Kirkland's or Lobato's parametrization, ``A`` the cell area and ``s`` an
+optional rms displacement per element (a Debye-Waller smearing, the static thermal tier).
 
 Two ways to get ``S(q)``, which agree to float32 rounding (relative L2 about 1e-6):
 
@@ -35,7 +35,12 @@ from typing import Literal
 import torch
 
 from lightning_synth.generators.hrtem.optics import POTENTIAL_PREFACTOR
-from lightning_synth.generators.hrtem.parametrizations import element_symbol, scattering_factor
+from lightning_synth.generators.hrtem.parametrizations import (
+    PARAMETRIZATIONS,
+    Parametrization,
+    element_symbol,
+    scattering_factor,
+)
 
 PotentialMethod = Literal["auto", "gridded", "exact"]
 
@@ -67,6 +72,7 @@ def projected_potential_slices(
     num_slices: int | None = None,
     rms_displacements: Mapping[int, float] | None = None,
     method: PotentialMethod = "auto",
+    parametrization: Parametrization = "kirkland",
 ) -> torch.Tensor:
     """Projected potential of each slice, on a periodic grid.
 
@@ -82,6 +88,8 @@ def projected_potential_slices(
             that smears the potential (Debye-Waller factor); None for static atoms.
         method: How the structure factors are computed: ``"gridded"`` (a non-uniform FFT,
             fast for many atoms) or ``"exact"`` (the sums themselves); see the module docs.
+        parametrization: The scattering factors: ``"kirkland"`` or ``"lobato"`` (see
+            :mod:`~lightning_synth.generators.hrtem.parametrizations`).
 
     Returns:
         float32 tensor of shape (num_slices, Nx, Ny) [V * Angstrom], on ``positions``' device.
@@ -101,6 +109,9 @@ def projected_potential_slices(
         raise ValueError(msg)
     if not slice_thickness > 0:
         msg = f"slice_thickness must be positive, got {slice_thickness!r}"
+        raise ValueError(msg)
+    if parametrization not in PARAMETRIZATIONS:
+        msg = f"parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}"
         raise ValueError(msg)
     if method not in ("auto", "gridded", "exact"):
         msg = f"method must be 'auto', 'gridded' or 'exact', got {method!r}"
@@ -134,7 +145,14 @@ def projected_potential_slices(
     occupied, row_of_pair = torch.unique(pairs // len(elements), return_inverse=True)
     factors = torch.stack(
         [
-            _form_factor(number, gpts, extent, float(rms_of.get(number, 0.0)), str(device))
+            _form_factor(
+                number,
+                gpts,
+                extent,
+                float(rms_of.get(number, 0.0)),
+                str(device),
+                parametrization,
+            )
             for number in elements.tolist()
         ]
     )[pairs % len(elements)]
@@ -257,12 +275,17 @@ def _gridded_structure_factors(
 
 @lru_cache(maxsize=64)
 def _form_factor(
-    number: int, gpts: tuple[int, int], extent: tuple[float, float], rms: float, device: str
+    number: int,
+    gpts: tuple[int, int],
+    extent: tuple[float, float],
+    rms: float,
+    device: str,
+    parametrization: Parametrization = "kirkland",
 ) -> torch.Tensor:
     """f_e(q) on the half-grid, Debye-Waller damped by ``rms``; cached (the same grids recur)."""
     kx, ky = _half_frequencies(extent, gpts, device)
     q2 = kx**2 + ky**2
-    factor = scattering_factor(number, q2)
+    factor = scattering_factor(number, q2, parametrization)
     if rms:
         factor = factor * torch.exp(-2 * math.pi**2 * rms**2 * q2)
     return factor.to(torch.complex64)

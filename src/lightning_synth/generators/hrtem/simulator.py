@@ -43,11 +43,15 @@ from lightning_synth.generators.hrtem.detector import (
     apply_mtf,
     bin_pixels,
     dose_noise,
+    flat_field,
     gaussian_blur,
+    hot_pixels,
     median_filter,
+    readout_noise,
 )
 from lightning_synth.generators.hrtem.multislice import multislice
 from lightning_synth.generators.hrtem.optics import interaction_constant
+from lightning_synth.generators.hrtem.parametrizations import PARAMETRIZATIONS, Parametrization
 from lightning_synth.generators.hrtem.potentials import projected_potential_slices, slice_count
 from lightning_synth.generators.hrtem.structures import (
     amorphous_carbon,
@@ -88,7 +92,8 @@ class SimulationConfig:
         element: fcc metal of the particles.
         lattice_constant: Its lattice constant [A]; ASE's reference by default.
         particle_diameter: Particle diameter range [A].
-        particles: Range (inclusive) of the number of particles per field.
+        particles: Range (inclusive) of the number of particles per field; a particle that
+            finds no room beside the others is left out.
         shapes: Particle shapes to draw from (``"sphere"``, ``"wulff"``).
         max_planar_defects: Up to this many twins or stacking faults per particle.
         zone_axis_share: Share of particles turned onto a low-index zone axis.
@@ -115,6 +120,13 @@ class SimulationConfig:
         plasmon_blur: Blur of the plasmon image [A].
         mtf_half_frequency: Range of the MTF's half-contrast frequency [cycles / pixel].
         dose: Electron dose range [e / A^2] for Poisson noise; None for noiseless images.
+        parametrizations: Scattering-factor parametrizations, one drawn per image
+            (``"kirkland"``, ``"lobato"``): they differ between simulation codes.
+        readout_noise: Range of the detector's Gaussian read-out noise [electrons rms per
+            pixel], added after the dose noise (needs ``dose``).
+        flat_field: Range of the standard deviation of a smooth gain pattern (relative; 0.05
+            is 5%), applied before the noise.
+        hot_pixels: Range of the fraction of pixels set to 3-30 times the mean (outliers).
         median_filter: Apply a 3 x 3 median filter after the noise.
         mask_phase_threshold: Phase shift [rad] above which a pixel belongs to a particle.
         mask_smoothing: Standard deviation [A] of the Gaussian that smooths the particle's
@@ -158,6 +170,10 @@ class SimulationConfig:
     plasmon_blur: float = 1.0
     mtf_half_frequency: Range = (0.25, 0.5)
     dose: Range | None = (100.0, 1200.0)
+    parametrizations: tuple[str, ...] = ("kirkland",)
+    readout_noise: Range = (0.0, 0.0)
+    flat_field: Range = (0.0, 0.0)
+    hot_pixels: Range = (0.0, 0.0)
     median_filter: bool = False
     mask_phase_threshold: float = math.pi / 12
     mask_smoothing: float = 1.0
@@ -169,9 +185,13 @@ class SimulationConfig:
         for item in fields(self):
             value = getattr(self, item.name)
             numbers = value if isinstance(value, tuple) else (value,)
-            if item.name not in ("element", "shapes", "fidelity", "thermal") and any(
-                isinstance(v, str) for v in numbers
-            ):
+            if item.name not in (
+                "element",
+                "shapes",
+                "fidelity",
+                "thermal",
+                "parametrizations",
+            ) and any(isinstance(v, str) for v in numbers):
                 msg = f"{item.name} must be a number or a range of numbers, got {value!r}"
                 raise TypeError(msg)
         for name in (
@@ -214,6 +234,23 @@ class SimulationConfig:
         if not 1 <= self.particles[0] <= self.particles[1]:
             msg = (
                 f"particles must be a range (low, high) with 1 <= low <= high, got {self.particles}"
+            )
+            raise ValueError(msg)
+        if not self.parametrizations or not set(self.parametrizations) <= set(PARAMETRIZATIONS):
+            msg = (
+                f"parametrizations must be drawn from {PARAMETRIZATIONS}, got "
+                f"{self.parametrizations!r}"
+            )
+            raise ValueError(msg)
+        if self.readout_noise[1] > 0 and self.dose is None:
+            msg = "readout_noise needs a dose: read-out noise is in electrons per pixel"
+            raise ValueError(msg)
+        if min(self.readout_noise[0], self.flat_field[0], self.hot_pixels[0]) < 0 or not (
+            self.hot_pixels[1] < 1
+        ):
+            msg = (
+                "readout_noise, flat_field and hot_pixels must be ranges >= 0 (hot_pixels "
+                f"below 1), got {self.readout_noise}, {self.flat_field}, {self.hot_pixels}"
             )
             raise ValueError(msg)
         if not set(self.shapes) <= {"sphere", "wulff"} or not self.shapes:
@@ -371,14 +408,18 @@ class HRTEMSimulator:
                 rng=rng,
             )
             particle, orientation = orient(particle, rng, zone_axis_share=c.zone_axis_share)
-            # Inside the field and apart from the others, when there is room.
-            centre = np.full(2, extent / 2)
+            # Inside the field and apart from the others. The first particle goes to the
+            # centre when it does not fit elsewhere; a later one that finds no room is left
+            # out (particles at one height must not overlap).
+            centre = np.full(2, extent / 2) if not centres else None
             for _attempt in range(50):
                 low, high = min(radius, extent / 2), max(extent - radius, extent / 2)
                 candidate = rng.uniform(low, high, size=2)
                 if all(np.linalg.norm(candidate - other) > radius + r for other, r in centres):
                     centre = candidate
                     break
+            if centre is None:
+                continue
             centres.append((centre, radius))
             particle.positions += [centre[0], centre[1], thickness + radius + 1.0]
             particles.append(particle)
@@ -396,7 +437,13 @@ class HRTEMSimulator:
         return particles, carbon, records
 
     # ------------------------------------------------------------------ physics
-    def _potential(self, atoms: Atoms, num_slices: int, smear: bool) -> torch.Tensor:
+    def _potential(
+        self,
+        atoms: Atoms,
+        num_slices: int,
+        smear: bool,
+        parametrization: Parametrization = "kirkland",
+    ) -> torch.Tensor:
         c = self.config
         rms = None
         if smear:
@@ -412,6 +459,7 @@ class HRTEMSimulator:
             c.slice_thickness,
             num_slices=num_slices,
             rms_displacements=rms,
+            parametrization=parametrization,
         )
 
     def _displaced(self, atoms: Atoms, rng: np.random.Generator, floor: float = 0.0) -> Atoms:
@@ -423,7 +471,9 @@ class HRTEMSimulator:
         moved.positions[:, 2] = np.clip(moved.positions[:, 2], floor, None)
         return moved
 
-    def mask_from_particles(self, particles: list[Atoms]) -> tuple[torch.Tensor, torch.Tensor]:
+    def mask_from_particles(
+        self, particles: list[Atoms], parametrization: Parametrization = "kirkland"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Semantic mask (H, W) int64 and instance masks (N, H, W) bool at detector pixels."""
         c = self.config
         sigma = interaction_constant(c.energy)
@@ -431,7 +481,7 @@ class HRTEMSimulator:
         for particle in particles:
             flat = particle.copy()
             flat.positions[:, 2] = 0.0  # one slice: the whole projection
-            phase = sigma * self._potential(flat, 1, smear=False)[0]
+            phase = sigma * self._potential(flat, 1, False, parametrization)[0]
             phase = gaussian_blur(phase, c.mask_smoothing / c.sampling)
             inside = torch.from_numpy(
                 ndimage.binary_fill_holes((phase > c.mask_phase_threshold).cpu().numpy())
@@ -452,6 +502,7 @@ class HRTEMSimulator:
         carbon: Atoms,
         optics: Optics,
         rng: np.random.Generator,
+        parametrization: Parametrization = "kirkland",
     ) -> torch.Tensor:
         """Image intensity on the simulation grid (1 = vacuum), before the detector."""
         c = self.config
@@ -461,7 +512,7 @@ class HRTEMSimulator:
         num_slices = slice_count(torch.as_tensor(everything.positions), c.slice_thickness) + 1
         thermal = c.thermal_model
         background = (
-            self._potential(carbon, num_slices, smear=thermal != "static")
+            self._potential(carbon, num_slices, thermal != "static", parametrization)
             if len(carbon)
             else torch.zeros((num_slices, c.gpts, c.gpts), device=self.device)
         )
@@ -499,7 +550,9 @@ class HRTEMSimulator:
                 )
                 potential = (
                     potential
-                    + self._potential(moved, num_slices, smear=thermal == "debye_waller")[split:]
+                    + self._potential(
+                        moved, num_slices, thermal == "debye_waller", parametrization
+                    )[split:]
                 )
             potentials.append(potential)
         stacked = torch.stack(potentials)  # (configurations, slices, gpts, gpts)
@@ -526,20 +579,49 @@ class HRTEMSimulator:
         return (1 - share) * elastic + share * inelastic
 
     def detect(
-        self, intensity: torch.Tensor, rng: np.random.Generator, generator: torch.Generator
+        self,
+        intensity: torch.Tensor,
+        rng: np.random.Generator,
+        generator: torch.Generator,
+        knobs: np.random.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Bin to detector pixels, then MTF, dose noise and median filter as configured."""
+        """Bin to detector pixels, then MTF, gain, noise and outliers as configured.
+
+        The order: MTF, gain pattern (``flat_field``), dose noise, read-out noise, hot pixels,
+        median filter. ``knobs`` draws the robustness knobs (``flat_field``,
+        ``readout_noise``, ``hot_pixels``) apart from ``rng``, so that switching them on
+        leaves every other draw of a seed as it was; by default a stream spawned from
+        ``rng``'s seed.
+        """
         c = self.config
         image = bin_pixels(intensity, c.binning)
         record: dict[str, Any] = {}
+        if knobs is None:
+            knobs = self._knobs(None, rng)
+        noise = torch.Generator().manual_seed(int(knobs.integers(2**62)))
         if c.uses_mtf:
             record["mtf_half_frequency"] = _uniform(rng, c.mtf_half_frequency)
             image = apply_mtf(image, record["mtf_half_frequency"])
+        if c.flat_field[1] > 0:
+            record["flat_field"] = _uniform(knobs, c.flat_field)
+            correlation = float(knobs.uniform(0.1, 0.5)) * c.detector_pixels
+            shape = (image.shape[-2], image.shape[-1])
+            gain = flat_field(shape, record["flat_field"], correlation, noise)
+            image = image * gain.to(image.device)
         if c.dose is not None:
             record["dose"] = _uniform(rng, c.dose)
             image = dose_noise(image.cpu(), record["dose"], c.detector_pixel_size, generator).to(
                 image.device
             )
+            if c.readout_noise[1] > 0:
+                record["readout_noise"] = _uniform(knobs, c.readout_noise)
+                per_electron = 1.0 / (record["dose"] * c.detector_pixel_size**2)
+                image = readout_noise(
+                    image.cpu(), record["readout_noise"] * per_electron, noise
+                ).to(image.device)
+        if c.hot_pixels[1] > 0:
+            record["hot_pixels"] = _uniform(knobs, c.hot_pixels)
+            image = hot_pixels(image.cpu(), record["hot_pixels"], noise).to(image.device)
         if c.median_filter:
             image = median_filter(image)
         return image.to(torch.float32), record
@@ -568,6 +650,15 @@ class HRTEMSimulator:
             particles, carbon, optics, rng, generator, seed=seed, specimen=specimen
         )
 
+    def _knobs(self, seed: int | None, rng: np.random.Generator) -> np.random.Generator:
+        """The robustness knobs' own stream (see :meth:`detect`)."""
+        if seed is not None:
+            return np.random.default_rng([seed, 1])
+        sequence = getattr(rng.bit_generator, "seed_seq", None)
+        if isinstance(sequence, np.random.SeedSequence):
+            return np.random.default_rng(sequence.spawn(1)[0])
+        return np.random.default_rng(int(rng.integers(2**62)))
+
     def simulate_specimen(
         self,
         particles: list[Atoms],
@@ -579,12 +670,16 @@ class HRTEMSimulator:
         specimen: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A sample from a given specimen and optics (e.g. the user's own structures)."""
-        intensity = self.image_from_specimen(particles, carbon, optics, rng)
-        image, detector = self.detect(intensity, rng, generator)
-        mask, instances = self.mask_from_particles(particles)
+        knobs = self._knobs(seed, rng)
+        choices = self.config.parametrizations
+        parametrization: Any = choices[int(knobs.integers(len(choices)))]
+        intensity = self.image_from_specimen(particles, carbon, optics, rng, parametrization)
+        image, detector = self.detect(intensity, rng, generator, knobs)
+        mask, instances = self.mask_from_particles(particles, parametrization)
         meta = {
             "seed": seed,
             "fidelity": self.config.fidelity,
+            "parametrization": parametrization,
             "thermal": self.config.thermal_model,
             "plasmon": self.config.uses_plasmon,
             "particles": specimen or [{"atoms": len(p)} for p in particles],
