@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: the HRTEM segmentation recipe's CPU default (about 15 minutes on 2 cores).
+# The main job: the HRTEM segmentation recipe's CPU default (about 20 minutes on 2 cores).
 demo: $(STAMP)
 	$(BIN)/python recipes/hrtem_seg.py
 

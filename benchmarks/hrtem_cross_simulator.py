@@ -27,7 +27,8 @@ score any checkpoint of the segmentation recipe::
 
 Scores are pixel counts pooled over the set (F1, IoU, precision, recall), overall and per bin
 of particle size (each image's largest particle) and of dose; the mean of per-image F1 is
-given too.
+given too. ``score --corrupt`` first adds what a real camera records and abTEM does not (a
+gain pattern, read-out noise, hot pixels, a bright edge), seeded per image.
 """
 
 from __future__ import annotations
@@ -45,28 +46,34 @@ from typing import Any
 
 import numpy as np
 
-#: The set's own seed (never used by the training recipes) and its size.
-SET_SEED = 7_340_021
-SET_SIZE = 36
+#: Each material's set: its own seed (never used by the training recipes), size, mask rule.
+SETS: dict[str, dict[str, Any]] = {
+    "Au": {"seed": 7_340_021, "size": 36, "threshold": math.pi / 12},
+    "CdSe": {"seed": 7_340_022, "size": 24, "threshold": math.pi / 30},
+}
 #: Simulation sampling [A], detector pixel sizes [A] (whole multiples of it), field margin [A].
 SAMPLING = 0.05
 PIXEL_SIZES = (0.15, 0.2, 0.25)
 MARGIN = 12.0
 ENERGY = 300e3
 PHONONS = 4
-#: Room-temperature rms displacements [A] (Debye-Waller factors of Au and amorphous carbon).
-RMS = {"Au": 0.0886, "C": 0.08}
+#: Room-temperature rms displacements [A] (from Debye-Waller factors).
+RMS = {"Au": 0.0886, "Cd": 0.115, "Se": 0.10, "C": 0.08}
 AU_LATTICE = 4.078
+#: Wurtzite CdSe: a, c [A], u; volume per atom [A^3].
+CDSE = {"a": 4.30, "c": 7.01, "u": 0.376}
+CDSE_VOLUME = math.sqrt(3) / 2 * CDSE["a"] ** 2 * CDSE["c"] / 4
 #: The goal's ranges.
 DIAMETER = (20.0, 50.0)
 CARBON = (20.0, 80.0)
 DOSE = (100.0, 1200.0)
 FIELD = (40.0, 64.0)
+#: Seed of the camera defects that ``score --corrupt`` adds.
+CORRUPTION_SEED = 7_340_023
 #: Bins of the score tables.
 SIZE_BINS = ((20.0, 30.0), (30.0, 40.0), (40.0, 50.0))
 DOSE_BINS = ((100.0, 400.0), (400.0, 800.0), (800.0, 1200.0))
-#: The mask rule (the same numbers as the simulator's defaults).
-MASK_THRESHOLD = math.pi / 12
+#: The mask rule's smoothing [A] (its threshold is the set's).
 MASK_SMOOTHING = 1.0
 
 
@@ -78,16 +85,19 @@ def _smooth(number: int) -> bool:
     return number == 1
 
 
-def conditions(index: int) -> dict[str, Any]:
+def conditions(index: int, material: str = "Au") -> dict[str, Any]:
     """Every drawn setting of image ``index`` (a pure function of the set seed and index)."""
-    rng = np.random.default_rng([SET_SEED, index])
+    rng = np.random.default_rng([SETS[material]["seed"], index])
     pixel_size = float(rng.choice(PIXEL_SIZES))
     field = float(rng.uniform(*FIELD))
     count = int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
     particles = []
     for number in range(count):
         diameter = float(rng.uniform(*DIAMETER))
-        shape = str(rng.choice(["wulff", "decahedron", "icosahedron"], p=[0.6, 0.2, 0.2]))
+        if material == "CdSe":
+            shape = "faceted"
+        else:
+            shape = str(rng.choice(["wulff", "decahedron", "icosahedron"], p=[0.6, 0.2, 0.2]))
         edge_cut = number == 0 and rng.random() < 0.3
         particles.append(
             {
@@ -107,6 +117,7 @@ def conditions(index: int) -> dict[str, Any]:
         side += 1
     return {
         "index": index,
+        "material": material,
         "pixel_size": pixel_size,
         "side": side,
         "extent": side * pixel_size,
@@ -133,14 +144,51 @@ def conditions(index: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- specimen
-def gold_particle(diameter: float, shape: str, zone_axis: bool, seed: int) -> Any:
-    """An Au cluster of about ``diameter`` (volume-equivalent), centred, oriented."""
+def cdse_crystal(diameter: float, rng: np.random.Generator) -> Any:
+    """A faceted wurtzite CdSe crystal: a hexagonal prism with its edges and corners cut."""
+    from ase.build import bulk
+
+    unit = bulk("CdSe", "wurtzite", a=CDSE["a"], c=CDSE["c"], u=CDSE["u"])
+    radius = diameter / 2
+    repeats = [2 * math.ceil(radius * 1.6 / length) + 1 for length in unit.cell.lengths()]
+    block = unit.repeat(repeats)
+    block.positions -= block.positions.mean(0)
+    # Planes: six {10-10} sides, two (0001) caps and twelve {10-11}-like corner cuts, each
+    # at a drawn distance; then scaled until the volume matches the wanted diameter.
+    normals, spread = [], []
+    for k in range(6):
+        angle = math.pi / 3 * k + math.pi / 6
+        normals.append([math.cos(angle), math.sin(angle), 0.0])
+        spread.append(rng.uniform(0.9, 1.1))
+        for sign in (1, -1):
+            normals.append([0.7 * math.cos(angle), 0.7 * math.sin(angle), sign * 0.7])
+            spread.append(rng.uniform(1.0, 1.25))
+    normals += [[0, 0, 1.0], [0, 0, -1.0]]
+    spread += [rng.uniform(0.75, 1.0), rng.uniform(0.75, 1.0)]
+    normals_array = np.array(normals) / np.linalg.norm(normals, axis=1, keepdims=True)
+    distances = np.array(spread)
+    wanted = math.pi / 6 * diameter**3 / CDSE_VOLUME
+    low, high = 0.3 * radius, 2.0 * radius
+    for _ in range(40):  # bisection on the scale of the planes
+        scale = (low + high) / 2
+        inside = (block.positions @ normals_array.T <= scale * distances).all(axis=1)
+        low, high = (scale, high) if inside.sum() < wanted else (low, scale)
+    return block[inside]
+
+
+def make_particle(diameter: float, shape: str, zone_axis: bool, seed: int) -> Any:
+    """A particle of about ``diameter`` (volume-equivalent), centred, oriented.
+
+    Au: a Wulff shape, Ino decahedron or Mackay icosahedron; ``"faceted"``: wurtzite CdSe.
+    """
     from ase.cluster import Decahedron, Icosahedron, wulff_construction
     from scipy.spatial.transform import Rotation
 
     rng = np.random.default_rng(seed)
     atoms_wanted = round(math.pi / 6 * diameter**3 * 4 / AU_LATTICE**3)
-    if shape == "wulff":
+    if shape == "faceted":
+        atoms = cdse_crystal(diameter, rng)
+    elif shape == "wulff":
         energies = [1.0 + rng.uniform(-0.05, 0.1), 0.9 + rng.uniform(-0.05, 0.05), 1.1]
         surfaces = [(1, 0, 0), (1, 1, 1), (1, 1, 0)]
         atoms = wulff_construction(
@@ -161,7 +209,12 @@ def gold_particle(diameter: float, shape: str, zone_axis: bool, seed: int) -> An
         atoms = Icosahedron("Au", shells)
     atoms.positions -= atoms.positions.mean(0)
     if zone_axis:  # a low-index axis near the beam: fringes show
-        axis = np.array([[0, 0, 1], [1, 1, 0], [1, 1, 1]][int(rng.integers(3))], dtype=float)
+        axes = (
+            [[0, 0, 1], [1, 0, 0], [0, 1, 0]]  # wurtzite: [0001], [2-1-10], [01-10] (Cartesian)
+            if shape == "faceted"
+            else [[0, 0, 1], [1, 1, 0], [1, 1, 1]]
+        )
+        axis = np.array(axes[int(rng.integers(3))], dtype=float)
         onto, _ = Rotation.align_vectors([[0, 0, 1]], [axis / np.linalg.norm(axis)])
         spin = Rotation.from_euler("z", rng.uniform(0, 360), degrees=True)
         tilt = Rotation.from_rotvec(np.radians(rng.uniform(0, 1.5)) * np.array([1.0, 0, 0]))
@@ -205,7 +258,7 @@ def specimen(case: dict[str, Any]) -> tuple[Any, list[Any]]:
     placed: list[tuple[np.ndarray, float]] = []
     particles = []
     for record in case["particles"]:
-        atoms = gold_particle(
+        atoms = make_particle(
             record["diameter"], record["shape"], record["zone_axis"], record["seed"]
         )
         radius = float(np.linalg.norm(atoms.positions[:, :2], axis=1).max()) + 1.0
@@ -245,7 +298,7 @@ def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
     )
 
 
-def render_one(index: int, out: Path) -> dict[str, Any]:
+def render_one(index: int, out: Path, material: str = "Au") -> dict[str, Any]:
     """Render image ``index`` into ``out`` (skipped when already there); its record."""
     path = out / f"{index:03d}.npz"
     if path.exists():
@@ -258,7 +311,7 @@ def render_one(index: int, out: Path) -> dict[str, Any]:
     abtem.config.set({"fft": "numpy"})
     dask.config.set(scheduler="synchronous")
     start = time.perf_counter()
-    case = conditions(index)
+    case = conditions(index, material)
     film, particles = specimen(case)
     cell = case["extent"] + 2 * case["margin"]
     gpts = round(cell / SAMPLING)
@@ -268,7 +321,8 @@ def render_one(index: int, out: Path) -> dict[str, Any]:
     height = 2.0 * (math.floor(atoms.positions[:, 2].max() / 2.0) + 2)
     atoms.cell = [cell, cell, height]
     atoms.pbc = True
-    frozen = abtem.FrozenPhonons(atoms, num_configs=PHONONS, sigmas=RMS, seed=case["seed"])
+    sigmas = {symbol: RMS[symbol] for symbol in set(atoms.get_chemical_symbols())}
+    frozen = abtem.FrozenPhonons(atoms, num_configs=PHONONS, sigmas=sigmas, seed=case["seed"])
     potential = abtem.Potential(
         frozen,
         gpts=(gpts, gpts),
@@ -310,7 +364,7 @@ def render_one(index: int, out: Path) -> dict[str, Any]:
         )
         projected = alone_potential.build().compute().array.sum(0)
         phase = ndimage.gaussian_filter(sigma * projected, MASK_SMOOTHING / SAMPLING, mode="wrap")
-        inside = ndimage.binary_fill_holes(phase > MASK_THRESHOLD)
+        inside = ndimage.binary_fill_holes(phase > SETS[material]["threshold"])
         binned = block_mean(inside[crop, crop].astype(np.float32), binning) >= 0.5
         instances[binned & (instances == 0)] = number
     case["atoms"] = {"carbon": len(film), "gold": [len(p) for p in particles]}
@@ -324,13 +378,13 @@ def render_one(index: int, out: Path) -> dict[str, Any]:
     return case
 
 
-def render(out: Path, count: int, workers: int) -> None:
+def render(out: Path, count: int, workers: int, material: str = "Au") -> None:
     out.mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(count) if not (out / f"{i:03d}.npz").exists()]
     print(f"{count - len(todo)} of {count} images already rendered in {out}", flush=True)
     records: dict[int, dict[str, Any]] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(render_one, i, out): i for i in todo}
+        futures = {pool.submit(render_one, i, out, material): i for i in todo}
         for done, future in enumerate(as_completed(futures), start=1):
             record = future.result()
             records[record["index"]] = record
@@ -341,7 +395,8 @@ def render(out: Path, count: int, workers: int) -> None:
                 flush=True,
             )
     manifest = {
-        "seed": SET_SEED,
+        "material": material,
+        "seed": SETS[material]["seed"],
         "images": [json.loads(str(np.load(out / f"{i:03d}.npz")["record"])) for i in range(count)],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -406,17 +461,42 @@ def score_masks(items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]) ->
     return result
 
 
-def score(checkpoints: Sequence[Path], folder: Path, json_out: Path | None) -> None:
-    from lightning_synth.predict import load_task, segment
+def corrupt(image: np.ndarray, index: int) -> np.ndarray:
+    """``image`` as a real camera would record it, which abTEM does not model.
+
+    A 5% gain pattern, 3 electrons of read-out noise, 0.05% hot pixels (10-30 times the
+    mean) and a bright 4-pixel strip along one edge.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng([CORRUPTION_SEED, index])
+    gain = ndimage.gaussian_filter(rng.normal(size=image.shape), 0.2 * min(image.shape))
+    gain = 1 + 0.05 * (gain - gain.mean()) / gain.std()
+    out = image * gain + rng.normal(0.0, 3.0, image.shape)
+    hot = rng.random(image.shape) < 5e-4
+    out[hot] = rng.uniform(10, 30, int(hot.sum())) * image.mean()
+    out[:, :4] += 3 * image.mean()  # a bright strip along one edge
+    return out.astype(np.float32)
+
+
+def score(
+    checkpoints: Sequence[Path], folder: Path, json_out: Path | None, corrupted: bool = False
+) -> None:
+    from lightning_synth.predict import load_task, segment, segmentation_settings
     from lightning_synth.tasks import SegmentationTask
 
     items = load_set(folder)
+    if corrupted:
+        for number, item in enumerate(items):
+            item["image"] = corrupt(item["image"], number)
     results = {}
     for checkpoint in checkpoints:
         task = load_task(SegmentationTask, checkpoint)
+        settings = segmentation_settings(checkpoint)  # its pixel size and normalisation
         start = time.perf_counter()
         masks = [
-            segment(task, item["image"], item["record"]["pixel_size"]).numpy() for item in items
+            segment(task, item["image"], item["record"]["pixel_size"], **settings).numpy()
+            for item in items
         ]
         result = score_masks(items, masks)
         result["seconds"] = time.perf_counter() - start
@@ -442,20 +522,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     rendering = commands.add_parser("render", help="render the set (resumable)")
-    rendering.add_argument("--out", type=Path, default=Path("runs/cross_simulator"))
-    rendering.add_argument("--count", type=int, default=SET_SIZE)
+    rendering.add_argument("--material", choices=sorted(SETS), default="Au")
+    rendering.add_argument("--out", type=Path, help="default: runs/cross_simulator[_cdse]")
+    rendering.add_argument("--count", type=int, help="default: the set's size (Au 36, CdSe 24)")
     rendering.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     scoring = commands.add_parser("score", help="score checkpoints of the segmentation recipe")
     scoring.add_argument("checkpoints", type=Path, nargs="+")
     scoring.add_argument("--set", type=Path, default=Path("runs/cross_simulator"))
     scoring.add_argument("--json", type=Path, help="write the scores here")
+    scoring.add_argument(
+        "--corrupt",
+        action="store_true",
+        help="add a camera's gain pattern, read-out noise, hot pixels and a bright edge first",
+    )
     args = parser.parse_args(argv)
     if args.command == "render":
-        if args.count < 1 or args.workers < 1:
+        if (args.count is not None and args.count < 1) or args.workers < 1:
             parser.error(f"--count and --workers must be >= 1, got {args.count}, {args.workers}")
-        render(args.out, args.count, args.workers)
+        suffix = "" if args.material == "Au" else f"_{args.material.lower()}"
+        out = args.out or Path(f"runs/cross_simulator{suffix}")
+        render(out, args.count or SETS[args.material]["size"], args.workers, args.material)
     else:
-        score(args.checkpoints, args.set, args.json)
+        score(args.checkpoints, args.set, args.json, args.corrupt)
 
 
 if __name__ == "__main__":

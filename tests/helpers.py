@@ -254,6 +254,7 @@ def tiny_hrtem_options(root: Any) -> list[str]:
         "--data.simulation.particle_diameter=[11,12]",
         "--data.simulation.carbon_thickness=[4,6]",
         "--data.simulation.frozen_phonons=1",
+        "--data.train_crop=32",
         f"--data.cache_dir={root / 'cache'}",
         "--data.render_workers=0",
         "--data.num_workers=0",

@@ -227,3 +227,26 @@ def test_read_out_noise_adds_its_variance() -> None:
     )
     # Poisson: 4 electrons per pixel, a variance of 1/4 in units of vacuum; read-out: (5/4)^2.
     assert float(image.var()) == pytest.approx(0.25 + (5 / 4) ** 2, rel=0.1)
+
+
+def test_cdse_particles_are_wurtzite_and_masked_by_their_own_threshold() -> None:
+    config = dataclasses.replace(
+        SMALL, element="CdSe", particle_diameter=(24.0, 24.0), detector_pixels=160
+    )
+    assert config.phase_threshold == pytest.approx(np.pi / 30)
+    assert config.atomic_volume == pytest.approx(28.06, abs=0.01)
+    simulator = HRTEMSimulator(config, device="cpu")
+    particles, _, records = simulator.draw_specimen(np.random.default_rng(0))
+    assert set(particles[0].get_chemical_symbols()) == {"Cd", "Se"}
+    assert records[0]["shape"] == "sphere" and records[0]["twins"] == 0
+    mask, _ = simulator.mask_from_particles(particles)
+    disk = np.pi * (12.0 / 0.2) ** 2
+    assert 0.6 < float(mask.sum()) / disk < 1.0
+    # The gold rule would leave most of a CdSe particle unlabelled.
+    gold_rule = dataclasses.replace(config, mask_phase_threshold=np.pi / 12)
+    assert float(HRTEMSimulator(gold_rule).mask_from_particles(particles)[0].sum()) < 0.2 * disk
+
+
+def test_elements_that_are_neither_fcc_nor_cdse_are_refused() -> None:
+    with pytest.raises(ValueError, match="element must be an fcc metal .* got 'Fe'"):
+        dataclasses.replace(SMALL, element="Fe")

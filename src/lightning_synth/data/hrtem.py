@@ -95,8 +95,11 @@ class HRTEMDataModule(GeneratedDataModule):
             real and simulated samples batch together.
         train_crop: Side of the random square crop of every training sample [pixels]; a
             multiple of 32 up to ``simulation.detector_pixels``. None trains on whole fields.
-        normalization: ``"percentile"`` (0.5% and 99.5% quantiles to 0 and 1, clipped: hot
-            pixels and bright edges saturate) or ``"min_max"`` (the study's rule).
+        normalization: How each image is scaled to [0, 1] (see
+            :func:`~lightning_synth.data.images.normalize_intensity`): ``"robust"`` (median
+            -/+ 4 standard deviations from the interquartile range, clipped: hot pixels,
+            bright edges and other outliers saturate), ``"percentile"`` (0.5% and 99.5%
+            quantiles, clipped) or ``"min_max"`` (the study's rule).
         **kwargs: The arguments of :class:`GeneratedDataModule` and
             :class:`~lightning_synth.data.SynthRealDataModule` (``cache_dir``,
             ``render_workers``, ``strategy``, ``batch_size``, ``seed`` ...).

@@ -16,10 +16,13 @@ from lightning_synth._lazy import missing_extra
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
 
-Normalization = Literal["min_max", "percentile"]
-NORMALIZATIONS: tuple[str, ...] = ("min_max", "percentile")
+Normalization = Literal["min_max", "percentile", "robust"]
+NORMALIZATIONS: tuple[str, ...] = ("min_max", "percentile", "robust")
 #: Quantiles mapped to 0 and 1 by the ``percentile`` normalisation.
 PERCENTILES = (0.005, 0.995)
+#: The ``robust`` normalisation maps median -/+ this many standard deviations (from the
+#: interquartile range) to 0 and 1.
+ROBUST_SPAN = 4.0
 #: Pixels per image that ``torch.quantile`` sees at most (it refuses more than 2^24).
 _QUANTILE_PIXELS = 2**22
 
@@ -30,7 +33,11 @@ def normalize_intensity(images: torch.Tensor, method: Normalization = "percentil
     ``"min_max"`` maps each image's minimum to 0 and its maximum to 1 (the study's rule); a
     single hot pixel then squeezes the rest of the image into a sliver of the range.
     ``"percentile"`` maps the 0.5% and 99.5% quantiles to 0 and 1 and clips outside them, so
-    hot or dead pixels and a bright edge saturate instead of rescaling the image.
+    a few hot or dead pixels saturate instead of rescaling the image; a bright edge wider
+    than 0.5% of the pixels still moves the upper quantile. ``"robust"`` maps the median
+    minus and plus 4 standard deviations, estimated from the interquartile range (``IQR /
+    1.349``), to 0 and 1 and clips outside: it holds until a quarter of the pixels are
+    outliers.
 
     Example:
         >>> image = torch.linspace(0, 1, 1000).view(1, 1, 10, 100)
@@ -39,6 +46,8 @@ def normalize_intensity(images: torch.Tensor, method: Normalization = "percentil
         0.5
         >>> round(float(normalize_intensity(image, "min_max").median()), 4)
         0.0005
+        >>> round(float(normalize_intensity(image, "robust").median()), 2)
+        0.5
     """
     if method not in NORMALIZATIONS:
         msg = f"normalization must be one of {NORMALIZATIONS}, got {method!r}"
@@ -49,11 +58,18 @@ def normalize_intensity(images: torch.Tensor, method: Normalization = "percentil
         low, high = flat.min(dim=1).values, flat.max(dim=1).values
     else:
         step = max(1, math.ceil(flat.shape[1] / _QUANTILE_PIXELS))
-        levels = torch.tensor(PERCENTILES, dtype=flat.dtype, device=flat.device)
-        low, high = torch.quantile(flat[:, ::step], levels, dim=1)
+        levels = PERCENTILES if method == "percentile" else (0.25, 0.5, 0.75)
+        quantiles = torch.quantile(
+            flat[:, ::step], torch.tensor(levels, dtype=flat.dtype, device=flat.device), dim=1
+        )
+        if method == "percentile":
+            low, high = quantiles
+        else:
+            spread = ROBUST_SPAN * (quantiles[2] - quantiles[0]) / 1.349
+            low, high = quantiles[1] - spread, quantiles[1] + spread
     shape = (-1,) + (1,) * (images.ndim - 1)
     scaled = (images - low.view(shape)) / (high - low).clamp_min(1e-12).view(shape)
-    return scaled.clamp(0.0, 1.0) if method == "percentile" else scaled
+    return scaled if method == "min_max" else scaled.clamp(0.0, 1.0)
 
 
 def check_pixel_size(name: str, value: Any) -> float:

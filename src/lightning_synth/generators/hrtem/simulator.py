@@ -20,10 +20,10 @@ momentum transfer; the rest forms the elastic image.
 
 **Masks.** From the particle atoms alone (static positions): pixels where the particle's
 projected potential, smoothed to about the images' resolution (``mask_smoothing``, 1 A),
-shifts the phase by more than ``mask_phase_threshold`` (pi/12, the study's rule), with holes
-filled; computed on the simulation grid and binned to detector pixels (a pixel is in the
-mask when at least half of it is). Without the smoothing, the threshold keeps the atom
-columns and drops the gaps between them.
+shifts the phase by more than ``mask_phase_threshold`` (pi/12 for gold, the study's rule;
+pi/30 for CdSe), with holes filled; computed on the simulation grid and binned to detector
+pixels (a pixel is in the mask when at least half of it is). Without the smoothing, the
+threshold keeps the atom columns and drops the gaps between them.
 """
 
 from __future__ import annotations
@@ -54,10 +54,14 @@ from lightning_synth.generators.hrtem.optics import interaction_constant
 from lightning_synth.generators.hrtem.parametrizations import PARAMETRIZATIONS, Parametrization
 from lightning_synth.generators.hrtem.potentials import projected_potential_slices, slice_count
 from lightning_synth.generators.hrtem.structures import (
+    CUBIC_ZONE_AXES,
+    HEXAGONAL_ZONE_AXES,
+    WURTZITE_CDSE,
     amorphous_carbon,
     fcc_lattice_constant,
     fcc_particle,
     orient,
+    wurtzite_particle,
 )
 
 FidelityTier = Literal["basic", "thermal", "aberrations", "plasmon", "full"]
@@ -89,8 +93,10 @@ class SimulationConfig:
             (0.1 for speed, 0.05 for fidelity).
         slice_thickness: Multislice slice thickness [A].
         energy: Electron energy [eV].
-        element: fcc metal of the particles.
-        lattice_constant: Its lattice constant [A]; ASE's reference by default.
+        element: fcc metal of the particles (``"Au"``, ``"Ag"``, ...), or ``"CdSe"`` for
+            wurtzite CdSe spheres (the study's second material; ``shapes`` and planar defects
+            apply to fcc particles only).
+        lattice_constant: The fcc lattice constant [A]; ASE's reference by default.
         particle_diameter: Particle diameter range [A].
         particles: Range (inclusive) of the number of particles per field; a particle that
             finds no room beside the others is left out.
@@ -128,7 +134,11 @@ class SimulationConfig:
             is 5%), applied before the noise.
         hot_pixels: Range of the fraction of pixels set to 3-30 times the mean (outliers).
         median_filter: Apply a 3 x 3 median filter after the noise.
-        mask_phase_threshold: Phase shift [rad] above which a pixel belongs to a particle.
+        mask_phase_threshold: Phase shift [rad] above which a pixel belongs to a particle;
+            None: pi/12 (the study's rule, for gold and other heavy metals), pi/30 for CdSe,
+            whose lighter, less dense crystal shifts the phase about half as much (pi/30
+            covers about the same share of a CdSe particle's projection as pi/12 of a gold
+            one's: 70-90% for 3-4 nm particles).
         mask_smoothing: Standard deviation [A] of the Gaussian that smooths the particle's
             projected phase before the threshold (about the images' resolution); 0 applies the
             threshold to the raw phase, which leaves gaps between atom columns.
@@ -175,7 +185,7 @@ class SimulationConfig:
     flat_field: Range = (0.0, 0.0)
     hot_pixels: Range = (0.0, 0.0)
     median_filter: bool = False
-    mask_phase_threshold: float = math.pi / 12
+    mask_phase_threshold: float | None = None
     mask_smoothing: float = 1.0
 
     def __post_init__(self) -> None:
@@ -209,6 +219,8 @@ class SimulationConfig:
         if self.dose is not None and not self.dose[0] > 0:
             msg = f"dose must be a range of positive doses [e / A^2] (or None), got {self.dose}"
             raise ValueError(msg)
+        if self.element != "CdSe":
+            fcc_lattice_constant(self.element)  # an fcc metal, or a clear error
         if self.lattice_constant is not None and not self.lattice_constant > 0:
             msg = f"lattice_constant must be positive (or None), got {self.lattice_constant!r}"
             raise ValueError(msg)
@@ -278,6 +290,21 @@ class SimulationConfig:
     def extent(self) -> float:
         """Field of view [A]."""
         return self.detector_pixels * self.detector_pixel_size
+
+    @property
+    def phase_threshold(self) -> float:
+        """The mask's phase threshold in effect [rad] (see ``mask_phase_threshold``)."""
+        if self.mask_phase_threshold is not None:
+            return self.mask_phase_threshold
+        return math.pi / 30 if self.element == "CdSe" else math.pi / 12
+
+    @property
+    def atomic_volume(self) -> float:
+        """Volume per atom of the particles' crystal [A^3] (for the plasmon thickness)."""
+        if self.element == "CdSe":  # wurtzite: 4 atoms per cell of sqrt(3)/2 a^2 c
+            return math.sqrt(3) / 2 * WURTZITE_CDSE["a"] ** 2 * WURTZITE_CDSE["c"] / 4
+        # Four atoms per cubic fcc cell.
+        return (self.lattice_constant or fcc_lattice_constant(self.element)) ** 3 / 4
 
     @property
     def gpts(self) -> int:
@@ -398,16 +425,24 @@ class HRTEMSimulator:
             defects = int(rng.integers(0, c.max_planar_defects + 1))
             twins = int(rng.integers(0, defects + 1))
             shape = str(rng.choice(list(c.shapes)))
-            particle = fcc_particle(
-                radius,
-                c.element,
-                c.lattice_constant,
-                shape=shape,  # type: ignore[arg-type]
-                twins=twins,
-                stacking_faults=defects - twins,
-                rng=rng,
+            if c.element == "CdSe":  # wurtzite spheres, c along a drawn zone axis
+                shape, twins, defects = "sphere", 0, 0
+                particle = wurtzite_particle(radius)
+                axes: Any = HEXAGONAL_ZONE_AXES
+            else:
+                particle = fcc_particle(
+                    radius,
+                    c.element,
+                    c.lattice_constant,
+                    shape=shape,  # type: ignore[arg-type]
+                    twins=twins,
+                    stacking_faults=defects - twins,
+                    rng=rng,
+                )
+                axes = CUBIC_ZONE_AXES
+            particle, orientation = orient(
+                particle, rng, zone_axis_share=c.zone_axis_share, zone_axes=axes
             )
-            particle, orientation = orient(particle, rng, zone_axis_share=c.zone_axis_share)
             # Inside the field and apart from the others. The first particle goes to the
             # centre when it does not fit elsewhere; a later one that finds no room is left
             # out (particles at one height must not overlap).
@@ -484,7 +519,7 @@ class HRTEMSimulator:
             phase = sigma * self._potential(flat, 1, False, parametrization)[0]
             phase = gaussian_blur(phase, c.mask_smoothing / c.sampling)
             inside = torch.from_numpy(
-                ndimage.binary_fill_holes((phase > c.mask_phase_threshold).cpu().numpy())
+                ndimage.binary_fill_holes((phase > c.phase_threshold).cpu().numpy())
             ).to(device=phase.device, dtype=torch.float32)
             instances.append(bin_pixels(inside, c.binning) >= 0.5)
         stacked = (
@@ -570,9 +605,7 @@ class HRTEMSimulator:
             inelastic = inelastic.mean(0) if inelastic.ndim == 3 else inelastic
         if not c.uses_plasmon:
             return elastic
-        # Four atoms per cubic fcc cell of the particles' element.
-        lattice = c.lattice_constant or fcc_lattice_constant(c.element)
-        volume = sum(len(p) for p in particles) * lattice**3 / 4
+        volume = sum(len(p) for p in particles) * c.atomic_volume
         mean_thickness = float(carbon.cell.lengths()[2]) + volume / c.extent**2
         share = 1.0 - math.exp(-mean_thickness / c.plasmon_mean_free_path)
         inelastic = gaussian_blur(inelastic, c.plasmon_blur / c.sampling)

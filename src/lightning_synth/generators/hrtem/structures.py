@@ -25,6 +25,8 @@ HEXAGONAL_ZONE_AXES: tuple[tuple[float, float, float], ...] = (
     (1.0, 0.0, 0.0),
     (0.0, 1.0, 0.0),
 )
+#: Wurtzite CdSe at room temperature: lattice constants a, c [A] and the internal parameter u.
+WURTZITE_CDSE: dict[str, float] = {"a": 4.30, "c": 7.01, "u": 0.376}
 _FAMILY_100 = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
 _FAMILY_111 = np.array([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], dtype=float) / math.sqrt(3)
 
@@ -153,9 +155,9 @@ def wurtzite_particle(
     radius: float,
     cation: str = "Cd",
     anion: str = "Se",
-    a: float = 4.30,
-    c: float = 7.01,
-    u: float = 0.376,
+    a: float = WURTZITE_CDSE["a"],
+    c: float = WURTZITE_CDSE["c"],
+    u: float = WURTZITE_CDSE["u"],
 ) -> Atoms:
     """A spherical wurtzite nanoparticle (CdSe by default) centred on the origin, c along z.
 
