@@ -479,40 +479,55 @@ def corrupt(image: np.ndarray, index: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def score(
-    checkpoints: Sequence[Path], folder: Path, json_out: Path | None, corrupted: bool = False
-) -> None:
+def evaluate(checkpoint: Path, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The scores of a segmentation checkpoint on ``items`` (see :func:`score_masks`)."""
     from lightning_synth.predict import load_task, segment, segmentation_settings
     from lightning_synth.tasks import SegmentationTask
 
+    task = load_task(SegmentationTask, checkpoint)
+    settings = segmentation_settings(checkpoint)  # its pixel size and normalisation
+    start = time.perf_counter()
+    masks = [
+        segment(task, item["image"], item["record"]["pixel_size"], **settings).numpy()
+        for item in items
+    ]
+    result = score_masks(items, masks)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def corrupted(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with :func:`corrupt` images."""
+    return [{**item, "image": corrupt(item["image"], n)} for n, item in enumerate(items)]
+
+
+def describe(name: str, result: dict[str, Any]) -> str:
+    """A few lines of a checkpoint's scores."""
+    overall = result["overall"]
+    lines = [
+        f"{name}: F1 {overall['f1']:.3f}, IoU {overall['iou']:.3f}, precision "
+        f"{overall['precision']:.3f}, recall {overall['recall']:.3f}, mean image F1 "
+        f"{result['mean_image_f1']:.3f} ({result['images']} images, {result['seconds']:.0f} s)"
+    ]
+    for table in ("size", "dose"):
+        for label, row in result[table].items():
+            lines.append(
+                f"  {table} {label}: F1 {row['f1']:.3f}, IoU {row['iou']:.3f}, "
+                f"P {row['precision']:.3f}, R {row['recall']:.3f} ({row['images']} images)"
+            )
+    return "\n".join(lines)
+
+
+def score(
+    checkpoints: Sequence[Path], folder: Path, json_out: Path | None, with_defects: bool = False
+) -> None:
     items = load_set(folder)
-    if corrupted:
-        for number, item in enumerate(items):
-            item["image"] = corrupt(item["image"], number)
+    if with_defects:
+        items = corrupted(items)
     results = {}
     for checkpoint in checkpoints:
-        task = load_task(SegmentationTask, checkpoint)
-        settings = segmentation_settings(checkpoint)  # its pixel size and normalisation
-        start = time.perf_counter()
-        masks = [
-            segment(task, item["image"], item["record"]["pixel_size"], **settings).numpy()
-            for item in items
-        ]
-        result = score_masks(items, masks)
-        result["seconds"] = time.perf_counter() - start
-        results[str(checkpoint)] = result
-        overall = result["overall"]
-        print(
-            f"{checkpoint}: F1 {overall['f1']:.3f}, IoU {overall['iou']:.3f}, precision "
-            f"{overall['precision']:.3f}, recall {overall['recall']:.3f}, mean image F1 "
-            f"{result['mean_image_f1']:.3f} ({len(items)} images, {result['seconds']:.0f} s)"
-        )
-        for name in ("size", "dose"):
-            for label, row in result[name].items():
-                print(
-                    f"  {name} {label}: F1 {row['f1']:.3f}, IoU {row['iou']:.3f}, "
-                    f"P {row['precision']:.3f}, R {row['recall']:.3f} ({row['images']} images)"
-                )
+        results[str(checkpoint)] = evaluate(checkpoint, items)
+        print(describe(str(checkpoint), results[str(checkpoint)]))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(results, indent=1))

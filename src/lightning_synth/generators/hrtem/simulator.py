@@ -137,8 +137,8 @@ class SimulationConfig:
         mask_phase_threshold: Phase shift [rad] above which a pixel belongs to a particle;
             None: pi/12 (the study's rule, for gold and other heavy metals), pi/30 for CdSe,
             whose lighter, less dense crystal shifts the phase about half as much (pi/30
-            covers about the same share of a CdSe particle's projection as pi/12 of a gold
-            one's: 70-90% for 3-4 nm particles).
+            keeps the same share of a CdSe sphere's projected disk as pi/12 of a gold
+            sphere's: 79% and 86% at 3 and 4 nm).
         mask_smoothing: Standard deviation [A] of the Gaussian that smooths the particle's
             projected phase before the threshold (about the images' resolution); 0 applies the
             threshold to the raw phase, which leaves gaps between atom columns.

@@ -1,0 +1,126 @@
+"""What each setting of the HRTEM default buys on micrographs that another simulator made.
+
+    python benchmarks/hrtem_transfer.py [--conditions default coverage ...] [--seeds 0 1 2]
+    python benchmarks/hrtem_transfer.py --report      # the tables from the records, no run
+
+Each (condition, seed) is one run of ``recipes/hrtem_seg.py`` (the default config plus the
+condition's options) through :func:`lightning_synth.experiments.run_cell`: resumable, its
+record in ``docs/hrtem_transfer/<condition>-seed<seed>.json``. Once a run has finished, its
+best checkpoint is scored on the cross-simulator set of ``benchmarks/hrtem_cross_simulator.py``
+(render it first), as abTEM made it and with a camera's defects added, and those scores join
+the record. The conditions, from the default before this study to the default now:
+
+- ``before``: 25.6 A fields, one 1.5-2.2 nm particle on 2-5 nm of carbon, 8 frozen phonons,
+  400 whole fields, min-max normalisation, 12 epochs.
+- ``coverage``: the default's fields and specimens (51.2 A fields, one to three 2-5 nm
+  particles on 2-8 nm of carbon, 4 frozen phonons, 160 fields, random 128-pixel crops, 16
+  epochs), percentile normalisation, none of the robustness knobs.
+- ``knobs``: ``coverage`` plus the knobs (Kirkland or Lobato potentials per image, read-out
+  noise, gain pattern, hot pixels).
+- ``default``: ``knobs`` with the robust normalisation: the recipe's default.
+
+The held-out simulated domain follows the training settings, so its figures compare only
+conditions of one field size; the cross-simulator set is the same for all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hrtem_cross_simulator as cross
+from lightning_synth.experiments import Cell, run_cell, summarise
+
+RECIPE = Path(__file__).parents[1] / "recipes" / "hrtem_seg.py"
+RECORDS = Path(__file__).parents[1] / "docs" / "hrtem_transfer"
+NO_KNOBS = [
+    "--data.simulation.parametrizations=[kirkland]",
+    "--data.simulation.readout_noise=[0,0]",
+    "--data.simulation.flat_field=[0,0]",
+    "--data.simulation.hot_pixels=[0,0]",
+]
+CONDITIONS: dict[str, list[str]] = {
+    "before": [
+        "--data.simulation.detector_pixels=128",
+        "--data.simulation.particle_diameter=[15,22]",
+        "--data.simulation.particles=[1,1]",
+        "--data.simulation.carbon_thickness=[20,50]",
+        "--data.simulation.frozen_phonons=8",
+        *NO_KNOBS,
+        "--data.train_samples=400",
+        "--data.val_samples=64",
+        "--data.test_samples=128",
+        "--data.train_crop=null",
+        "--data.normalization=min_max",
+        "--trainer.max_epochs=12",
+    ],
+    "coverage": [*NO_KNOBS, "--data.normalization=percentile"],
+    "knobs": ["--data.normalization=percentile"],
+    "default": [],
+}
+METRICS = ("f1", "iou", "precision", "recall")
+
+
+def add_cross_scores(cell: Cell, scratch: Path, records: Path, set_folder: Path) -> dict:
+    """The cell's record, with its cross-simulator scores added if they are not there yet."""
+    path = records / f"{cell.key}.json"
+    record: dict[str, Any] = json.loads(path.read_text())
+    if "cross_simulator" in record:
+        return record
+    found = sorted((scratch / cell.key).glob("*/*/checkpoints/best.ckpt"))
+    if not found:
+        print(f"--- {cell.key}: no checkpoint left under {scratch / cell.key} to score")
+        return record
+    items = cross.load_set(set_folder)
+    clean = cross.evaluate(found[0], items)
+    defects = cross.evaluate(found[0], cross.corrupted(items))
+    print(cross.describe(f"{cell.key} on the cross-simulator set", clean))
+    print(cross.describe(f"{cell.key} with camera defects", defects))
+    record["cross_simulator"] = {"set": str(set_folder), "clean": clean, "defects": defects}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--root", type=Path, default=Path("runs/transfer"))
+    parser.add_argument("--records", type=Path, default=RECORDS)
+    parser.add_argument("--set", type=Path, default=Path("runs/cross_simulator"))
+    parser.add_argument("--report", action="store_true", help="print the records, run nothing")
+    args, extra = parser.parse_known_args()
+    rows = []
+    for name in args.conditions:
+        records = []
+        for seed in args.seeds:
+            cell = Cell(RECIPE, name, tuple(CONDITIONS[name]), seed)
+            if not args.report:
+                run_cell(cell, args.root, args.records, extra)
+                add_cross_scores(cell, args.root, args.records, args.set)
+            path = args.records / f"{cell.key}.json"
+            if path.exists():
+                records.append(json.loads(path.read_text()))
+        scored = [r for r in records if "cross_simulator" in r]
+        if not scored:
+            continue
+        cells = [summarise([r["metrics"][f"test/heldout/{m}"] for r in scored]) for m in METRICS]
+        for kind in ("clean", "defects"):
+            values = [r["cross_simulator"][kind]["overall"] for r in scored]
+            cells += [summarise([v[m] for v in values]) for m in ("f1", "precision", "recall")]
+        minutes = [r["wall_seconds"] / 60 for r in scored if r.get("wall_seconds")]
+        cells.append(summarise(minutes) if minutes else "-")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {len(scored)} |")
+    header = (
+        "| condition | held-out f1 | held-out iou | held-out precision | held-out recall "
+        "| cross f1 | cross precision | cross recall | defects f1 | defects precision "
+        "| defects recall | minutes | seeds |"
+    )
+    print(header + "\n|" + " --- |" * 13 + "\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
