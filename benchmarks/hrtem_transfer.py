@@ -1,6 +1,7 @@
 """What each setting of the HRTEM default buys on micrographs that another simulator made.
 
-    python benchmarks/hrtem_transfer.py [--conditions default coverage ...] [--seeds 0 1 2]
+    python benchmarks/hrtem_transfer.py [--study robustness fidelity noise]
+                                        [--conditions default coverage ...] [--seeds 0 1 2]
     python benchmarks/hrtem_transfer.py --report      # the tables from the records, no run
 
 Each (condition, seed) is one run of ``recipes/hrtem_seg.py`` (the default config plus the
@@ -8,7 +9,7 @@ condition's options) through :func:`lightning_synth.experiments.run_cell`: resum
 record in ``docs/hrtem_transfer/<condition>-seed<seed>.json``. Once a run has finished, its
 best checkpoint is scored on the cross-simulator set of ``benchmarks/hrtem_cross_simulator.py``
 (render it first), as abTEM made it and with a camera's defects added, and those scores join
-the record. The conditions, from the default before this study to the default now:
+the record. The ``robustness`` study, from the default before this study to the default now:
 
 - ``before``: 25.6 A fields, one 1.5-2.2 nm particle on 2-5 nm of carbon, 8 frozen phonons,
   400 whole fields, min-max normalisation, 12 epochs.
@@ -18,6 +19,11 @@ the record. The conditions, from the default before this study to the default no
 - ``knobs``: ``coverage`` plus the knobs (Kirkland or Lobato potentials per image, read-out
   noise, gain pattern, hot pixels).
 - ``default``: ``knobs`` with the robust normalisation: the recipe's default.
+
+The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
+``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
+without dose noise (``noiseless``) and at low dose only (``dose-50-300``), the study's
+claims, now scored on another simulator's images as well as on the held-out domain.
 
 The held-out simulated domain follows the training settings, so its figures compare only
 conditions of one field size; the cross-simulator set is the same for all.
@@ -61,6 +67,19 @@ CONDITIONS: dict[str, list[str]] = {
     "knobs": ["--data.normalization=percentile"],
     "default": [],
 }
+TIERS = ("basic", "thermal", "aberrations", "plasmon")
+STUDIES: dict[str, dict[str, list[str]]] = {
+    "robustness": CONDITIONS,
+    "fidelity": {
+        **{tier: [f"--data.simulation.fidelity={tier}"] for tier in TIERS},
+        "default": [],
+    },
+    "noise": {
+        "noiseless": ["--data.simulation.dose=null", "--data.simulation.readout_noise=[0,0]"],
+        "default": [],
+        "dose-50-300": ["--data.simulation.dose=[50,300]"],
+    },
+}
 METRICS = ("f1", "iou", "precision", "recall")
 
 
@@ -69,6 +88,9 @@ def add_cross_scores(cell: Cell, scratch: Path, records: Path, set_folder: Path)
     path = records / f"{cell.key}.json"
     record: dict[str, Any] = json.loads(path.read_text())
     if "cross_simulator" in record:
+        return record
+    if not (set_folder / "manifest.json").exists():  # written when the whole set is rendered
+        print(f"--- {cell.key}: {set_folder} is not fully rendered; score it later")
         return record
     found = sorted((scratch / cell.key).glob("*/*/checkpoints/best.ckpt"))
     if not found:
@@ -86,40 +108,87 @@ def add_cross_scores(cell: Cell, scratch: Path, records: Path, set_folder: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    parser.add_argument("--study", nargs="+", default=["robustness"], choices=STUDIES)
+    parser.add_argument("--conditions", nargs="+", help="only these conditions of each study")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--root", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--records", type=Path, default=RECORDS)
     parser.add_argument("--set", type=Path, default=Path("runs/cross_simulator"))
     parser.add_argument("--report", action="store_true", help="print the records, run nothing")
+    parser.add_argument(
+        "--bins", default="default", help="print this condition's scores per size and dose bin"
+    )
     args, extra = parser.parse_known_args()
-    rows = []
-    for name in args.conditions:
-        records = []
-        for seed in args.seeds:
-            cell = Cell(RECIPE, name, tuple(CONDITIONS[name]), seed)
-            if not args.report:
-                run_cell(cell, args.root, args.records, extra)
-                add_cross_scores(cell, args.root, args.records, args.set)
-            path = args.records / f"{cell.key}.json"
-            if path.exists():
-                records.append(json.loads(path.read_text()))
-        scored = [r for r in records if "cross_simulator" in r]
-        if not scored:
-            continue
-        cells = [summarise([r["metrics"][f"test/heldout/{m}"] for r in scored]) for m in METRICS]
-        for kind in ("clean", "defects"):
-            values = [r["cross_simulator"][kind]["overall"] for r in scored]
-            cells += [summarise([v[m] for v in values]) for m in ("f1", "precision", "recall")]
-        minutes = [r["wall_seconds"] / 60 for r in scored if r.get("wall_seconds")]
-        cells.append(summarise(minutes) if minutes else "-")
-        rows.append(f"| {name} | " + " | ".join(cells) + f" | {len(scored)} |")
+    known = {name for study in args.study for name in STUDIES[study]}
+    unknown = sorted(set(args.conditions or []) - known)
+    if unknown:
+        parser.error(f"unknown conditions {unknown}; the studies have {sorted(known)}")
     header = (
         "| condition | held-out f1 | held-out iou | held-out precision | held-out recall "
         "| cross f1 | cross precision | cross recall | defects f1 | defects precision "
         "| defects recall | minutes | seeds |"
     )
-    print(header + "\n|" + " --- |" * 13 + "\n" + "\n".join(rows))
+    for study in args.study:
+        rows = []
+        for name, options in STUDIES[study].items():
+            if args.conditions and name not in args.conditions:
+                continue
+            row = condition_row(name, options, args, extra)
+            if row:
+                rows.append(row)
+        print(f"\n{study}\n\n" + header + "\n|" + " --- |" * 13 + "\n" + "\n".join(rows))
+    print(bins_table(args.bins, args.seeds, args.records))
+
+
+def bins_table(name: str, seeds: list[int], records: Path) -> str:
+    """F1, precision and recall of condition ``name`` per size and dose bin, over seeds."""
+    scored = []
+    for seed in seeds:
+        path = records / f"{name}-seed{seed}.json"
+        if path.exists() and "cross_simulator" in (record := json.loads(path.read_text())):
+            scored.append(record["cross_simulator"])
+    if not scored:
+        return ""
+    lines = [
+        f"\n{name} per bin ({len(scored)} seeds; images per bin in the last column)\n",
+        "| bin | cross f1 | cross precision | cross recall | defects f1 | images |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for table, label in (("size", "largest particle {} A"), ("dose", "dose {} e/A^2")):
+        for key, row in scored[0]["clean"][table].items():
+            values = [s["clean"][table][key] for s in scored]
+            defects = [s["defects"][table][key]["f1"] for s in scored]
+            cells = [summarise([v[m] for v in values]) for m in ("f1", "precision", "recall")]
+            lines.append(
+                f"| {label.format(key)} | " + " | ".join(cells) + f" | {summarise(defects)} | "
+                f"{row['images']} |"
+            )
+    return "\n".join(lines)
+
+
+def condition_row(
+    name: str, options: list[str], args: argparse.Namespace, extra: list[str]
+) -> str | None:
+    """Run (unless ``--report``) and score a condition's seeds; its table row."""
+    records = []
+    for seed in args.seeds:
+        cell = Cell(RECIPE, name, tuple(options), seed)
+        if not args.report:
+            run_cell(cell, args.root, args.records, extra)
+            add_cross_scores(cell, args.root, args.records, args.set)
+        path = args.records / f"{cell.key}.json"
+        if path.exists():
+            records.append(json.loads(path.read_text()))
+    scored = [r for r in records if "cross_simulator" in r]
+    if not scored:
+        return None
+    cells = [summarise([r["metrics"][f"test/heldout/{m}"] for r in scored]) for m in METRICS]
+    for kind in ("clean", "defects"):
+        values = [r["cross_simulator"][kind]["overall"] for r in scored]
+        cells += [summarise([v[m] for v in values]) for m in ("f1", "precision", "recall")]
+    minutes = [r["wall_seconds"] / 60 for r in scored if r.get("wall_seconds")]
+    cells.append(summarise(minutes) if minutes else "-")
+    return f"| {name} | " + " | ".join(cells) + f" | {len(scored)} |"
 
 
 if __name__ == "__main__":
