@@ -82,6 +82,10 @@ def test_subcommands_with_the_bridged_config_and_predict_folder(recipe, tmp_path
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["images"]) == {"a.npy", "b.npy"}
     assert 0.0 <= metrics["overall"]["f1"] <= 1.0
+    # predict-folder took the model's pixel size and normalisation from the checkpoint.
+    from lightning_synth.predict import segmentation_settings
+
+    assert segmentation_settings(checkpoint) == {"model_pixel_size": 0.2, "normalization": "robust"}
 
 
 def test_paper_config_runs_a_few_steps_on_cpu(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

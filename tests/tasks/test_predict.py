@@ -12,7 +12,13 @@ from PIL import Image
 
 from helpers import quiet_trainer
 from lightning_synth.data import SynthRealDataModule, ToyDisksDataset
-from lightning_synth.predict import folder_command, load_task, segment, segment_folder
+from lightning_synth.predict import (
+    folder_command,
+    load_task,
+    segment,
+    segment_folder,
+    segmentation_settings,
+)
 from lightning_synth.tasks.detection import DetectionTask
 from lightning_synth.tasks.segmentation import SegmentationTask
 
@@ -59,6 +65,14 @@ def test_bad_pixel_sizes_exit_with_an_error(
     assert not (tmp_path / "o").exists()  # nothing was written
     with pytest.raises(ValueError, match="pixel_size must be a finite number > 0"):
         segment_folder(load_task(SegmentationTask, checkpoint), tmp_path / "i", 0.0, tmp_path / "o")
+
+
+def test_checkpoints_without_hrtem_data_get_the_studys_settings(checkpoint: Path) -> None:
+    # Trained on toy disks: no simulation settings and no normalisation stored.
+    assert segmentation_settings(checkpoint) == {
+        "model_pixel_size": 0.2,
+        "normalization": "min_max",
+    }
 
 
 def test_checkpoints_of_another_kind_are_named(checkpoint: Path, tmp_path: Path) -> None:

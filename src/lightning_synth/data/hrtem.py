@@ -121,7 +121,7 @@ class HRTEMDataModule(GeneratedDataModule):
         real_pixel_size: float | None = None,
         real_tile: int | None = None,
         train_crop: int | None = None,
-        normalization: Normalization = "percentile",
+        normalization: Normalization = "robust",
         **kwargs: Any,
     ) -> None:
         simulation = simulation or SimulationConfig()
