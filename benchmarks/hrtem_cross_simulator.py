@@ -19,10 +19,11 @@ Where a particle is cut by the image edge, the simulated cell is the field plus 
 on every side (abTEM's cell is periodic), so the particle continues outside the image instead
 of wrapping around to the other side.
 
-Render once (resumable: finished images are kept; ``--workers`` processes in parallel), then
-score any checkpoint of the segmentation recipe::
+The Au set is committed (``benchmarks/data/hrtem_cross_simulator/Au``, 36 images, 3 MB);
+``render`` rebuilds a set in place (resumable: finished images are kept; ``--workers``
+processes in parallel). Score any checkpoint of the segmentation recipe::
 
-    python benchmarks/hrtem_cross_simulator.py render [--out runs/cross_simulator] [--workers 2]
+    python benchmarks/hrtem_cross_simulator.py render [--material CdSe] [--workers 2]
     python benchmarks/hrtem_cross_simulator.py score CHECKPOINT [CHECKPOINT ...] [--json FILE]
 
 Scores are pixel counts pooled over the set (F1, IoU, precision, recall), overall and per bin
@@ -68,6 +69,8 @@ DIAMETER = (20.0, 50.0)
 CARBON = (20.0, 80.0)
 DOSE = (100.0, 1200.0)
 FIELD = (40.0, 64.0)
+#: Where the sets live: committed (3 MB for the Au set), rebuilt in place by ``render``.
+SET_FOLDER = Path(__file__).parent / "data" / "hrtem_cross_simulator"
 #: Seed of the camera defects that ``score --corrupt`` adds.
 CORRUPTION_SEED = 7_340_023
 #: Bins of the score tables.
@@ -538,12 +541,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     rendering = commands.add_parser("render", help="render the set (resumable)")
     rendering.add_argument("--material", choices=sorted(SETS), default="Au")
-    rendering.add_argument("--out", type=Path, help="default: runs/cross_simulator[_cdse]")
+    rendering.add_argument("--out", type=Path, help="default: the committed set's folder")
     rendering.add_argument("--count", type=int, help="default: the set's size (Au 36, CdSe 24)")
     rendering.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     scoring = commands.add_parser("score", help="score checkpoints of the segmentation recipe")
     scoring.add_argument("checkpoints", type=Path, nargs="+")
-    scoring.add_argument("--set", type=Path, default=Path("runs/cross_simulator"))
+    scoring.add_argument("--set", type=Path, default=SET_FOLDER / "Au", help="the set's folder")
     scoring.add_argument("--json", type=Path, help="write the scores here")
     scoring.add_argument(
         "--corrupt",
@@ -554,8 +557,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "render":
         if (args.count is not None and args.count < 1) or args.workers < 1:
             parser.error(f"--count and --workers must be >= 1, got {args.count}, {args.workers}")
-        suffix = "" if args.material == "Au" else f"_{args.material.lower()}"
-        out = args.out or Path(f"runs/cross_simulator{suffix}")
+        out = args.out or SET_FOLDER / args.material
         render(out, args.count or SETS[args.material]["size"], args.workers, args.material)
     else:
         score(args.checkpoints, args.set, args.json, args.corrupt)

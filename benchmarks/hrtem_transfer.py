@@ -102,7 +102,12 @@ def add_cross_scores(cell: Cell, scratch: Path, records: Path, set_folder: Path)
     defects = cross.evaluate(found[0], cross.corrupted(items))
     print(cross.describe(f"{cell.key} on the cross-simulator set", clean))
     print(cross.describe(f"{cell.key} with camera defects", defects))
-    record["cross_simulator"] = {"set": str(set_folder), "clean": clean, "defects": defects}
+    manifest = json.loads((set_folder / "manifest.json").read_text())
+    record["cross_simulator"] = {
+        "set": {"material": manifest.get("material", "Au"), "seed": manifest["seed"]},
+        "clean": clean,
+        "defects": defects,
+    }
     path.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -114,7 +119,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--root", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--records", type=Path, default=RECORDS)
-    parser.add_argument("--set", type=Path, default=Path("runs/cross_simulator"))
+    parser.add_argument("--set", type=Path, default=cross.SET_FOLDER / "Au")
     parser.add_argument("--report", action="store_true", help="print the records, run nothing")
     parser.add_argument(
         "--bins", default="default", help="print this condition's scores per size and dose bin"
