@@ -13,13 +13,13 @@ the record. The ``robustness`` study, from the default before this study to the 
 
 - ``before``: 25.6 A fields, one 1.5-2.2 nm particle on 2-5 nm of carbon, 8 frozen phonons,
   400 whole fields, min-max normalisation, 12 epochs.
-- ``coverage``: the default's fields and specimens (51.2 A fields, one to three 2-5 nm
-  particles on 2-8 nm of carbon, 4 frozen phonons, 160 fields, random 128-pixel crops, 16
-  epochs) with the percentile normalisation.
-- ``default``: ``coverage`` with the robust normalisation: the recipe's default.
-- ``knobs``: ``default`` plus the robustness knobs (Kirkland or Lobato potentials per image,
-  read-out noise, gain pattern, hot pixels); ``knobs-percentile``: the same with the
-  percentile normalisation.
+- ``default``: the recipe's default (51.2 A fields, one to three 2-5 nm particles on 2-8 nm
+  of carbon, 4 frozen phonons, 160 fields, random 128-pixel crops, 16 epochs, percentile
+  normalisation, none of the robustness knobs).
+- ``robust``: ``default`` with the robust normalisation.
+- ``knobs``: ``robust`` plus the robustness knobs (Kirkland or Lobato potentials per image,
+  read-out noise, gain pattern, hot pixels); ``knobs-percentile``: ``default`` plus the
+  knobs.
 
 The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
 ``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
@@ -63,10 +63,10 @@ CONDITIONS: dict[str, list[str]] = {
         "--data.normalization=min_max",
         "--trainer.max_epochs=12",
     ],
-    "coverage": ["--data.normalization=percentile"],
     "default": [],
-    "knobs": KNOBS,
-    "knobs-percentile": [*KNOBS, "--data.normalization=percentile"],
+    "robust": ["--data.normalization=robust"],
+    "knobs": [*KNOBS, "--data.normalization=robust"],
+    "knobs-percentile": KNOBS,
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {

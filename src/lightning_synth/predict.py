@@ -72,7 +72,7 @@ def segment(
     pixel_size: float,
     *,
     model_pixel_size: float = 0.2,
-    normalization: Normalization = "robust",
+    normalization: Normalization = "percentile",
     tile: int = 256,
     overlap: int = 64,
     batch_size: int = 4,
@@ -197,7 +197,7 @@ def segment_folder(
     out: str | Path,
     masks: str | Path | None = None,
     model_pixel_size: float = 0.2,
-    normalization: Normalization = "robust",
+    normalization: Normalization = "percentile",
     tile: int = 256,
 ) -> dict[str, Any]:
     """Segment every image of a folder, of any size, taken at ``pixel_size`` [A].

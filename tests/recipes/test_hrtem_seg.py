@@ -85,7 +85,8 @@ def test_subcommands_with_the_bridged_config_and_predict_folder(recipe, tmp_path
     # predict-folder took the model's pixel size and normalisation from the checkpoint.
     from lightning_synth.predict import segmentation_settings
 
-    assert segmentation_settings(checkpoint) == {"model_pixel_size": 0.2, "normalization": "robust"}
+    expected = {"model_pixel_size": 0.2, "normalization": "percentile"}
+    assert segmentation_settings(checkpoint) == expected
 
 
 def test_paper_config_runs_a_few_steps_on_cpu(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -96,10 +96,10 @@ class HRTEMDataModule(GeneratedDataModule):
         train_crop: Side of the random square crop of every training sample [pixels]; a
             multiple of 32 up to ``simulation.detector_pixels``. None trains on whole fields.
         normalization: How each image is scaled to [0, 1] (see
-            :func:`~lightning_synth.data.images.normalize_intensity`): ``"robust"`` (median
-            -/+ 4 standard deviations from the interquartile range, clipped: hot pixels,
-            bright edges and other outliers saturate), ``"percentile"`` (0.5% and 99.5%
-            quantiles, clipped) or ``"min_max"`` (the study's rule).
+            :func:`~lightning_synth.data.images.normalize_intensity`): ``"percentile"``
+            (0.5% and 99.5% quantiles, clipped), ``"robust"`` (median -/+ 4 standard
+            deviations from the interquartile range, clipped: hot pixels and bright edges
+            saturate; for cameras that have them) or ``"min_max"`` (the study's rule).
         **kwargs: The arguments of :class:`GeneratedDataModule` and
             :class:`~lightning_synth.data.SynthRealDataModule` (``cache_dir``,
             ``render_workers``, ``strategy``, ``batch_size``, ``seed`` ...).
@@ -121,7 +121,7 @@ class HRTEMDataModule(GeneratedDataModule):
         real_pixel_size: float | None = None,
         real_tile: int | None = None,
         train_crop: int | None = None,
-        normalization: Normalization = "robust",
+        normalization: Normalization = "percentile",
         **kwargs: Any,
     ) -> None:
         simulation = simulation or SimulationConfig()

@@ -27,7 +27,7 @@ ROBUST_SPAN = 4.0
 _QUANTILE_PIXELS = 2**22
 
 
-def normalize_intensity(images: torch.Tensor, method: Normalization = "robust") -> torch.Tensor:
+def normalize_intensity(images: torch.Tensor, method: Normalization = "percentile") -> torch.Tensor:
     """Scale every image of a (N, C, H, W) batch to [0, 1] on its own.
 
     ``"min_max"`` maps each image's minimum to 0 and its maximum to 1 (the study's rule); a
