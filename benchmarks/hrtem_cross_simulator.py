@@ -407,17 +407,6 @@ def render(out: Path, count: int, workers: int, material: str = "Au") -> None:
 
 
 # ---------------------------------------------------------------------------- scoring
-def scores(counts: np.ndarray) -> dict[str, float]:
-    hit, predicted, actual = (float(v) for v in counts)
-    union = predicted + actual - hit
-    return {
-        "f1": 2 * hit / (predicted + actual) if predicted + actual else 1.0,
-        "iou": hit / union if union else 1.0,
-        "precision": hit / predicted if predicted else 1.0,
-        "recall": hit / actual if actual else 1.0,
-    }
-
-
 def load_set(folder: Path) -> list[dict[str, Any]]:
     files = sorted(folder.glob("[0-9][0-9][0-9].npz"))
     if not files:
@@ -438,6 +427,7 @@ def load_set(folder: Path) -> list[dict[str, Any]]:
 
 def score_masks(items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]) -> dict[str, Any]:
     """Pooled scores, overall and per size and dose bin, of predicted ``masks``."""
+    from lightning_synth.predict import mask_scores as scores
 
     def counts(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
         return np.array([(mask & truth).sum(), mask.sum(), truth.sum()], dtype=np.float64)

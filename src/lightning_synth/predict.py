@@ -246,15 +246,21 @@ def segment_folder(
             hit = float((mask.bool() & truth).sum())
             counts = torch.tensor([hit, float(mask.sum()), float(truth.sum())])
             totals += counts
-            per_image[path.name] = _scores(counts)
+            per_image[path.name] = mask_scores(counts)
     if not per_image:
         return {}
-    metrics = {"overall": _scores(totals), "images": per_image}
+    metrics = {"overall": mask_scores(totals), "images": per_image}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 
-def _scores(counts: torch.Tensor) -> dict[str, float]:
+def mask_scores(counts: Sequence[float] | torch.Tensor | np.ndarray) -> dict[str, float]:
+    """F1, IoU, precision and recall from pixel counts (true positives, predicted, actual).
+
+    Example:
+        >>> mask_scores([3, 4, 6])["f1"]
+        0.6
+    """
     hit, predicted, actual = (float(v) for v in counts)
     union = predicted + actual - hit
     return {
