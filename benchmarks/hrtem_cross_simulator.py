@@ -6,7 +6,9 @@ abTEM's CTF with the residual aberrations of a corrected microscope, then a dete
 here (a Gaussian point-spread, pixel binning, Poisson noise). The specimens are written apart
 from :mod:`lightning_synth.generators.hrtem` too: Au particles from ASE's cluster builders
 (Wulff shapes, Ino decahedra, Mackay icosahedra) of 2-5 nm, one to three per field, some cut
-by the image edge, on 2-8 nm of amorphous carbon relaxed from a uniform random start. Every
+by the image edge, on 2-8 nm of amorphous carbon relaxed from a uniform random start. Several
+particles rest side by side (they may touch, never overlap; a field of several is large
+enough to hold them, and one that still finds no place is left out and recorded so). Every
 condition is drawn from a generator seeded by this set's own seed and the image's index.
 
 **Masks** follow the project's documented rule (``docs/hrtem.md``), computed from abTEM's own
@@ -19,7 +21,7 @@ Where a particle is cut by the image edge, the simulated cell is the field plus 
 on every side (abTEM's cell is periodic), so the particle continues outside the image instead
 of wrapping around to the other side.
 
-The Au set is committed (``benchmarks/data/hrtem_cross_simulator/Au``, 36 images, 3 MB);
+The Au set is committed (``benchmarks/data/hrtem_cross_simulator/Au``, 36 images, 6 MB);
 ``render`` rebuilds a set in place (resumable: finished images are kept; ``--workers``
 processes in parallel). Score any checkpoint of the segmentation recipe::
 
@@ -69,7 +71,17 @@ DIAMETER = (20.0, 50.0)
 CARBON = (20.0, 80.0)
 DOSE = (100.0, 1200.0)
 FIELD = (40.0, 64.0)
-#: Where the sets live: committed (3 MB for the Au set), rebuilt in place by ``render``.
+#: Fields of several particles hold them side by side: at least sqrt(PACKING * sum(diameter^2)).
+PACKING = 2.5
+#: Particles rest side by side on the film: in projection no atom of one is closer than this
+#: [A] to another's (Au-Au bonds are 2.9 A); one that finds no such place in PLACEMENT_TRIES
+#: is left out.
+CONTACT = 2.5
+PLACEMENT_TRIES = 1000
+#: The set's version, in its manifest: scores of another version are not comparable. 2: several
+#: particles side by side (in version 1 they could overlap, their atoms interpenetrating).
+SET_VERSION = 2
+#: Where the sets live: committed (6 MB for the Au set), rebuilt in place by ``render``.
 SET_FOLDER = Path(__file__).parent / "data" / "hrtem_cross_simulator"
 #: Seed of the camera defects that ``score --corrupt`` adds.
 CORRUPTION_SEED = 7_340_023
@@ -111,8 +123,12 @@ def conditions(index: int, material: str = "Au") -> dict[str, Any]:
                 "seed": int(rng.integers(2**31)),
             }
         )
-    # Room for the largest particle with its surroundings; a margin only where one is cut.
-    field = max(field, 1.25 * max(p["diameter"] for p in particles))
+    # Room for the largest particle with its surroundings, and for all of them side by side;
+    # a margin only where one is cut.
+    diameters = [p["diameter"] for p in particles]
+    field = max(field, 1.25 * max(diameters))
+    if len(diameters) > 1:
+        field = max(field, math.sqrt(PACKING * sum(d**2 for d in diameters)))
     margin = MARGIN if any(p["edge_cut"] for p in particles) else 0.0
     side = round(field / pixel_size)
     # The simulation grid's side a product of 2, 3 and 5, for fast FFTs.
@@ -253,19 +269,28 @@ def carbon_film(size: tuple[float, float], thickness: float, seed: int) -> Any:
 
 
 def specimen(case: dict[str, Any]) -> tuple[Any, list[Any]]:
-    """The carbon film and the placed particles, in a cell of the field plus its margin."""
+    """The carbon film and the placed particles, in a cell of the field plus its margin.
+
+    Particles rest side by side on the film: they may touch but not interpenetrate (no atom
+    within ``CONTACT`` of another particle's). One that finds no place is left out; its record
+    says ``"placed": false`` and it is in neither the image nor the masks.
+    """
+    from scipy.spatial import cKDTree
+
     extent, thickness, margin = case["extent"], case["carbon_thickness"], case["margin"]
     cell = extent + 2 * margin
     rng = np.random.default_rng(case["seed"])
     film = carbon_film((cell, cell), thickness, int(rng.integers(2**31)))
-    placed: list[tuple[np.ndarray, float]] = []
+    placed: list[tuple[np.ndarray, float, Any]] = []
     particles = []
     for record in case["particles"]:
         atoms = make_particle(
             record["diameter"], record["shape"], record["zone_axis"], record["seed"]
         )
         radius = float(np.linalg.norm(atoms.positions[:, :2], axis=1).max()) + 1.0
-        for _ in range(200):
+        record["radius_projected"] = radius - 1.0
+        record["placed"] = False
+        for _ in range(PLACEMENT_TRIES):
             if record["edge_cut"]:  # centre near an edge: cut by up to the margin
                 depth = rng.uniform(0.3, 0.9) * min(radius, margin)
                 along = rng.uniform(radius, extent - radius)
@@ -281,12 +306,22 @@ def specimen(case: dict[str, Any]) -> tuple[Any, list[Any]]:
                 low, high = min(radius, extent / 2), max(extent - radius, extent / 2)
                 centre = tuple(rng.uniform(low, high, size=2))
             centre_xy = np.array(centre)
-            if all(np.linalg.norm(centre_xy - c) > 0.8 * (radius + r) for c, r in placed):
+            # Only particles whose outlines meet can be too close; then ask their atoms.
+            near = [
+                tree
+                for c, r, tree in placed
+                if np.linalg.norm(centre_xy - c) < radius + r + CONTACT
+            ]
+            moved = atoms.positions[:, :2] + centre_xy
+            if all(tree.query(moved)[0].min() >= CONTACT for tree in near):
+                record["placed"] = True
                 break
-        placed.append((centre_xy, radius))
+        if not record["placed"]:
+            continue
+        placed.append((centre_xy, radius, cKDTree(moved)))
         height = thickness + 1.5 - atoms.positions[:, 2].min()
         atoms.positions += [centre_xy[0] + margin, centre_xy[1] + margin, height]
-        record["radius_projected"] = radius - 1.0
+        record["centre"] = [float(centre_xy[0]), float(centre_xy[1])]
         particles.append(atoms)
     return film, particles
 
@@ -305,7 +340,14 @@ def render_one(index: int, out: Path, material: str = "Au") -> dict[str, Any]:
     """Render image ``index`` into ``out`` (skipped when already there); its record."""
     path = out / f"{index:03d}.npz"
     if path.exists():
-        return json.loads(str(np.load(path)["record"]))
+        record: dict[str, Any] = json.loads(str(np.load(path)["record"]))
+        if record.get("version", 1) != SET_VERSION:
+            msg = (
+                f"{path} is of version {record.get('version', 1)} of the set, not "
+                f"{SET_VERSION}: remove the folder's images to render this version"
+            )
+            raise ValueError(msg)
+        return record
     import abtem
     import dask
     from abtem.core.energy import energy2sigma
@@ -314,7 +356,7 @@ def render_one(index: int, out: Path, material: str = "Au") -> dict[str, Any]:
     abtem.config.set({"fft": "numpy"})
     dask.config.set(scheduler="synchronous")
     start = time.perf_counter()
-    case = conditions(index, material)
+    case = {**conditions(index, material), "version": SET_VERSION}
     film, particles = specimen(case)
     cell = case["extent"] + 2 * case["margin"]
     gpts = round(cell / SAMPLING)
@@ -400,6 +442,7 @@ def render(out: Path, count: int, workers: int, material: str = "Au") -> None:
     manifest = {
         "material": material,
         "seed": SETS[material]["seed"],
+        "version": SET_VERSION,
         "images": [json.loads(str(np.load(out / f"{i:03d}.npz")["record"])) for i in range(count)],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -425,6 +468,11 @@ def load_set(folder: Path) -> list[dict[str, Any]]:
     return items
 
 
+def largest_particle(record: dict[str, Any]) -> float:
+    """The diameter [A] of the largest particle an image holds (left-out ones do not count)."""
+    return max(p["diameter"] for p in record["particles"] if p.get("placed", True))
+
+
 def score_masks(items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]) -> dict[str, Any]:
     """Pooled scores, overall and per size and dose bin, of predicted ``masks``."""
     from lightning_synth.predict import mask_scores as scores
@@ -437,8 +485,9 @@ def score_masks(items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]) ->
     result: dict[str, Any] = {"images": len(items), "overall": scores(sum(per_image))}
     result["mean_image_f1"] = float(np.mean([scores(c)["f1"] for c in per_image]))
     for name, bins, key in (
-        ("size", SIZE_BINS, lambda r: max(p["diameter"] for p in r["particles"])),
+        ("size", SIZE_BINS, largest_particle),
         ("dose", DOSE_BINS, lambda r: r["dose"]),
+        ("pixel", tuple((size, size) for size in PIXEL_SIZES), lambda r: r["pixel_size"]),
     ):
         table = {}
         for low, high in bins:
@@ -446,10 +495,12 @@ def score_masks(items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]) ->
             chosen = [
                 c
                 for c, item in zip(per_image, items, strict=True)
-                if low <= key(item["record"]) < high or (last and key(item["record"]) == high)
+                if low <= key(item["record"]) < high
+                or ((last or low == high) and math.isclose(key(item["record"]), high))
             ]
             if chosen:
-                table[f"{low:g}-{high:g}"] = {"images": len(chosen), **scores(sum(chosen))}
+                label = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+                table[label] = {"images": len(chosen), **scores(sum(chosen))}
         result[name] = table
     return result
 
@@ -502,8 +553,8 @@ def describe(name: str, result: dict[str, Any]) -> str:
         f"{overall['precision']:.3f}, recall {overall['recall']:.3f}, mean image F1 "
         f"{result['mean_image_f1']:.3f} ({result['images']} images, {result['seconds']:.0f} s)"
     ]
-    for table in ("size", "dose"):
-        for label, row in result[table].items():
+    for table in ("size", "dose", "pixel"):
+        for label, row in result.get(table, {}).items():
             lines.append(
                 f"  {table} {label}: F1 {row['f1']:.3f}, IoU {row['iou']:.3f}, "
                 f"P {row['precision']:.3f}, R {row['recall']:.3f} ({row['images']} images)"

@@ -20,11 +20,15 @@ the record. The ``robustness`` study, from the default before this study to the 
 - ``knobs``: ``robust`` plus the robustness knobs (Kirkland or Lobato potentials per image,
   read-out noise, gain pattern, hot pixels); ``knobs-percentile``: ``default`` plus the
   knobs.
+- ``coarser``: ``default`` with half the training images made coarser by a factor of 1-1.6
+  and resampled back (``coarser_pixels``), as users' images at coarser pixels are.
 
 The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
 ``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
 without dose noise (``noiseless``) and at low dose only (``dose-50-300``), the study's
-claims, now scored on another simulator's images as well as on the held-out domain.
+claims, now scored on another simulator's images as well as on the held-out domain. The
+``material`` study trains the default on wurtzite CdSe (``cdse``) and scores it on the CdSe
+set; every other condition is scored on the Au set.
 
 The held-out simulated domain follows the training settings, so its figures compare only
 conditions of one field size; the cross-simulator set is the same for all.
@@ -67,6 +71,7 @@ CONDITIONS: dict[str, list[str]] = {
     "robust": ["--data.normalization=robust"],
     "knobs": [*KNOBS, "--data.normalization=robust"],
     "knobs-percentile": KNOBS,
+    "coarser": ["--data.coarser_pixels=[1.0,1.6]"],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {
@@ -80,34 +85,47 @@ STUDIES: dict[str, dict[str, list[str]]] = {
         "default": [],
         "dose-50-300": ["--data.simulation.dose=[50,300]"],
     },
+    "material": {"cdse": ["--data.simulation.element=CdSe"]},
 }
+#: The cross-simulator set each condition is scored on (default: Au).
+MATERIALS = {"cdse": "CdSe"}
 METRICS = ("f1", "iou", "precision", "recall")
 
 
 def add_cross_scores(cell: Cell, scratch: Path, records: Path, set_folder: Path) -> dict:
-    """The cell's record, with its cross-simulator scores added if they are not there yet."""
+    """The cell's record, with its scores on the cross-simulator set's current version.
+
+    Scores of another version of the set (or none) are replaced when the cell's checkpoint is
+    still in ``scratch``, and dropped otherwise: they are not comparable with the others.
+    """
     path = records / f"{cell.key}.json"
     record: dict[str, Any] = json.loads(path.read_text())
-    if "cross_simulator" in record:
-        return record
     if not (set_folder / "manifest.json").exists():  # written when the whole set is rendered
         print(f"--- {cell.key}: {set_folder} is not fully rendered; score it later")
+        return record
+    manifest = json.loads((set_folder / "manifest.json").read_text())
+    current = {
+        "material": manifest.get("material", "Au"),
+        "seed": manifest["seed"],
+        "version": manifest.get("version", 1),
+    }
+    scored = record.get("cross_simulator", {}).get("set")
+    if scored == current:
         return record
     found = sorted((scratch / cell.key).glob("*/*/checkpoints/best.ckpt"))
     if not found:
         print(f"--- {cell.key}: no checkpoint left under {scratch / cell.key} to score")
+        if scored is not None:
+            print(f"--- {cell.key}: dropped its scores on another version of the set ({scored})")
+            del record["cross_simulator"]
+            path.write_text(json.dumps(record, indent=2) + "\n")
         return record
     items = cross.load_set(set_folder)
     clean = cross.evaluate(found[0], items)
     defects = cross.evaluate(found[0], cross.corrupted(items))
     print(cross.describe(f"{cell.key} on the cross-simulator set", clean))
     print(cross.describe(f"{cell.key} with camera defects", defects))
-    manifest = json.loads((set_folder / "manifest.json").read_text())
-    record["cross_simulator"] = {
-        "set": {"material": manifest.get("material", "Au"), "seed": manifest["seed"]},
-        "clean": clean,
-        "defects": defects,
-    }
+    record["cross_simulator"] = {"set": current, "clean": clean, "defects": defects}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -119,7 +137,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--root", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--records", type=Path, default=RECORDS)
-    parser.add_argument("--set", type=Path, default=cross.SET_FOLDER / "Au")
+    parser.add_argument(
+        "--sets", type=Path, default=cross.SET_FOLDER, help="the cross-simulator sets' folder"
+    )
     parser.add_argument("--report", action="store_true", help="print the records, run nothing")
     parser.add_argument(
         "--bins", default="default", help="print this condition's scores per size and dose bin"
@@ -143,16 +163,33 @@ def main() -> None:
             if row:
                 rows.append(row)
         print(f"\n{study}\n\n" + header + "\n|" + " --- |" * 13 + "\n" + "\n".join(rows))
-    print(bins_table(args.bins, args.seeds, args.records))
+    print(bins_table(args.bins, args.seeds, args.records, scored_on(args.sets, args.bins)))
 
 
-def bins_table(name: str, seeds: list[int], records: Path) -> str:
+def scored_on(sets: Path, condition: str) -> Path:
+    """The folder of the cross-simulator set that ``condition`` is scored on."""
+    return sets / MATERIALS.get(condition, "Au")
+
+
+def on_current_set(records: list[dict], set_folder: Path) -> list[dict]:
+    """The records scored on the set's current version (only those compare)."""
+    version = cross.SET_VERSION
+    if (set_folder / "manifest.json").exists():
+        version = json.loads((set_folder / "manifest.json").read_text()).get("version", 1)
+    sets = [r.get("cross_simulator", {}).get("set") for r in records]
+    # Early records name the set by its folder only: an earlier version.
+    return [
+        r
+        for r, scored in zip(records, sets, strict=True)
+        if isinstance(scored, dict) and scored.get("version") == version
+    ]
+
+
+def bins_table(name: str, seeds: list[int], records: Path, set_folder: Path) -> str:
     """F1, precision and recall of condition ``name`` per size and dose bin, over seeds."""
-    scored = []
-    for seed in seeds:
-        path = records / f"{name}-seed{seed}.json"
-        if path.exists() and "cross_simulator" in (record := json.loads(path.read_text())):
-            scored.append(record["cross_simulator"])
+    paths = [records / f"{name}-seed{seed}.json" for seed in seeds]
+    found = [json.loads(path.read_text()) for path in paths if path.exists()]
+    scored = [record["cross_simulator"] for record in on_current_set(found, set_folder)]
     if not scored:
         return ""
     lines = [
@@ -160,7 +197,14 @@ def bins_table(name: str, seeds: list[int], records: Path) -> str:
         "| bin | cross f1 | cross precision | cross recall | defects f1 | images |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for table, label in (("size", "largest particle {} A"), ("dose", "dose {} e/A^2")):
+    tables = (
+        ("size", "largest particle {} A"),
+        ("dose", "dose {} e/A^2"),
+        ("pixel", "pixel size {} A"),
+    )
+    for table, label in tables:
+        if not all(table in s["clean"] for s in scored):  # early records lack pixel bins
+            continue
         for key, row in scored[0]["clean"][table].items():
             values = [s["clean"][table][key] for s in scored]
             defects = [s["defects"][table][key]["f1"] for s in scored]
@@ -181,11 +225,11 @@ def condition_row(
         cell = Cell(RECIPE, name, tuple(options), seed)
         if not args.report:
             run_cell(cell, args.root, args.records, extra)
-            add_cross_scores(cell, args.root, args.records, args.set)
+            add_cross_scores(cell, args.root, args.records, scored_on(args.sets, name))
         path = args.records / f"{cell.key}.json"
         if path.exists():
             records.append(json.loads(path.read_text()))
-    scored = [r for r in records if "cross_simulator" in r]
+    scored = on_current_set(records, scored_on(args.sets, name))
     if not scored:
         return None
     cells = [summarise([r["metrics"][f"test/heldout/{m}"] for r in scored]) for m in METRICS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -92,12 +93,64 @@ def json_record(content) -> dict:  # type: ignore[no-untyped-def]
     return json.loads(str(content["record"]))
 
 
+def test_particles_rest_side_by_side_or_are_left_out(cross, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ase import Atoms
+    from scipy.spatial import cKDTree
+
+    monkeypatch.setattr(cross, "carbon_film", lambda size, thickness, seed: Atoms())
+    several = [
+        i for i in range(cross.SETS["Au"]["size"]) if len(cross.conditions(i)["particles"]) > 1
+    ]
+    assert len(several) >= 10
+    for index in several[:3]:
+        case = cross.conditions(index)
+        diameters = [p["diameter"] for p in case["particles"]]
+        assert case["extent"] >= math.sqrt(cross.PACKING * sum(d**2 for d in diameters)) - 0.3
+        _, particles = cross.specimen(case)
+        records = case["particles"]
+        assert len(particles) == sum(r["placed"] for r in records) >= 1
+        # In projection no atom of one particle within CONTACT of another's: no overlap.
+        for a in range(len(particles)):
+            for b in range(a + 1, len(particles)):
+                tree = cKDTree(particles[a].positions[:, :2])
+                assert tree.query(particles[b].positions[:, :2])[0].min() >= cross.CONTACT
+        for record in (r for r in records if r["placed"] and not r["edge_cut"]):
+            low, high = record["radius_projected"], case["extent"] - record["radius_projected"]
+            assert all(low - 1e-6 <= c <= high + 1e-6 for c in record["centre"])
+    # A particle without room is recorded and does not count for the size bins.
+    record = {
+        "particles": [{"diameter": 45.0, "placed": False}, {"diameter": 25.0, "placed": True}]
+    }
+    assert cross.largest_particle(record) == 25.0
+
+
+def test_images_of_another_version_of_the_set_are_not_mixed_in(cross, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    record = {**cross.conditions(0), "version": cross.SET_VERSION - 1}
+    zeros = np.zeros((2, 2), np.float32)
+    np.savez_compressed(
+        tmp_path / "000.npz", image=zeros, instances=zeros, record=json.dumps(record)
+    )
+    with pytest.raises(ValueError, match="version"):
+        cross.render_one(0, tmp_path)
+    record["version"] = cross.SET_VERSION
+    np.savez_compressed(
+        tmp_path / "000.npz", image=zeros, instances=zeros, record=json.dumps(record)
+    )
+    assert cross.render_one(0, tmp_path) == record  # finished: kept, not rendered again
+
+
 def test_scores_pool_pixels_and_bin_by_size_and_dose(cross) -> None:  # type: ignore[no-untyped-def]
     truth = np.zeros((10, 10), bool)
     truth[:5] = True
     items = [
-        {"truth": truth, "record": {"particles": [{"diameter": 25.0}], "dose": 200.0}},
-        {"truth": truth, "record": {"particles": [{"diameter": 45.0}], "dose": 1200.0}},
+        {
+            "truth": truth,
+            "record": {"particles": [{"diameter": 25.0}], "dose": 200.0, "pixel_size": 0.15},
+        },
+        {
+            "truth": truth,
+            "record": {"particles": [{"diameter": 45.0}], "dose": 1200.0, "pixel_size": 0.25},
+        },
     ]
     perfect, half = truth.copy(), np.zeros((10, 10), bool)
     half[:5, :5] = True
@@ -106,6 +159,8 @@ def test_scores_pool_pixels_and_bin_by_size_and_dose(cross) -> None:  # type: ig
     assert result["overall"]["recall"] == pytest.approx(75 / 100)
     assert result["size"]["20-30"]["f1"] == 1.0 and result["dose"]["800-1200"]["recall"] == 0.5
     assert result["mean_image_f1"] == pytest.approx((1.0 + 2 * 25 / 75) / 2)
+    assert result["pixel"]["0.15"]["f1"] == 1.0 and result["pixel"]["0.25"]["recall"] == 0.5
+    assert "0.2" not in result["pixel"]  # no image at that pixel size
 
 
 def test_camera_defects_are_seeded_per_image(cross) -> None:  # type: ignore[no-untyped-def]

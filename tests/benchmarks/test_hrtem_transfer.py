@@ -37,11 +37,20 @@ def test_report_tables_read_the_records(transfer, tmp_path: Path, monkeypatch, c
         record = {
             "metrics": {f"test/heldout/{m}": f1 for m in ("f1", "iou", "precision", "recall")},
             "wall_seconds": 1200,
-            "cross_simulator": {"clean": _scores(f1), "defects": _scores(f1 - 0.1)},
+            "cross_simulator": {
+                "set": {"material": "Au", "seed": 1, "version": transfer.cross.SET_VERSION},
+                "clean": _scores(f1),
+                "defects": _scores(f1 - 0.1),
+            },
         }
         (tmp_path / f"default-seed{seed}.json").write_text(json.dumps(record))
+    # Scores on an earlier version of the set are left out of the tables.
+    stale = {**record, "cross_simulator": {**record["cross_simulator"], "set": {"version": 1}}}
+    (tmp_path / "default-seed2.json").write_text(json.dumps(stale))
     monkeypatch.setattr(
-        sys, "argv", ["x", "--report", "--seeds", "0", "1", "--records", str(tmp_path)]
+        sys,
+        "argv",
+        ["x", "--report", "--seeds", "0", "1", "2", "--records", str(tmp_path), "--sets", "none"],
     )
     transfer.main()
     out = capsys.readouterr().out
@@ -66,3 +75,20 @@ def test_every_condition_is_a_valid_recipe_command(transfer, tmp_path: Path) -> 
                 run=False,
             )
             assert isinstance(cli.datamodule, HRTEMDataModule)
+
+
+def test_scores_on_another_version_of_the_set_are_dropped_without_a_checkpoint(  # type: ignore[no-untyped-def]
+    transfer, tmp_path: Path
+) -> None:
+    records, scratch, folder = tmp_path / "records", tmp_path / "runs", tmp_path / "set"
+    records.mkdir(), scratch.mkdir(), folder.mkdir()
+    manifest = {"material": "Au", "seed": 5, "version": transfer.cross.SET_VERSION, "images": []}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    cell = transfer.Cell(transfer.RECIPE, "default", (), 0)
+    current = {"material": "Au", "seed": 5, "version": transfer.cross.SET_VERSION}
+    for version, kept in ((current, True), ({**current, "version": 1}, False)):
+        record = {"metrics": {}, "cross_simulator": {"set": version, "clean": {}, "defects": {}}}
+        (records / f"{cell.key}.json").write_text(json.dumps(record))
+        result = transfer.add_cross_scores(cell, scratch, records, folder)
+        assert ("cross_simulator" in result) is kept
+        assert ("cross_simulator" in json.loads((records / f"{cell.key}.json").read_text())) is kept

@@ -132,3 +132,41 @@ def test_normalisation_is_chosen_and_checked() -> None:
     assert float(robust[0].median()) > 0.3 > float(study["image"][0].median())
     with pytest.raises(ValueError, match="normalization must be one of"):
         HRTEMDataModule(TINY, normalization="zscore")  # type: ignore[arg-type]
+
+
+def test_coarsen_integrates_coarser_pixels_and_keeps_the_geometry() -> None:
+    from lightning_synth.data.images import coarsen
+
+    checker = (torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2
+    images = torch.stack([checker, checker]).float()[:, None]
+    out = coarsen(images, [1.0, 2.0])
+    assert torch.equal(out[0], images[0])  # a factor of 1 leaves it as it is
+    assert torch.allclose(out[1], torch.full_like(out[1], 0.5))  # 2x2 boxes of a checkerboard
+    square = torch.zeros(1, 1, 64, 64)
+    square[..., 20:40, 20:40] = 1.0
+    coarse = coarsen(square, [1.6])[0, 0]
+    assert coarse.sum() == pytest.approx(400.0, rel=0.02)  # counts stay where they were
+    assert torch.allclose(coarse, coarse.flip(0).flip(1).roll((-4, -4), (0, 1)), atol=0.1)
+    noise = torch.poisson(torch.full((1, 1, 96, 96), 20.0))
+    assert coarsen(noise, [1.25]).std() < 0.6 * noise.std()
+    with pytest.raises(ValueError, match="factors must be finite and >= 1"):
+        coarsen(images, [1.0, 0.5])
+    with pytest.raises(ValueError, match="one value per image"):
+        coarsen(images, [1.0])
+
+
+def test_coarser_pixels_apply_to_training_batches_only() -> None:
+    from types import SimpleNamespace
+
+    module = HRTEMDataModule(TINY, coarser_pixels=(2.0, 2.0), coarser_share=1.0)
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2).float()
+    batch = {"image": torch.stack([checker, checker])[:, None] * 10.0 + 5.0}
+    module.trainer = SimpleNamespace(training=False)  # type: ignore[assignment]
+    assert module.on_after_batch_transfer(dict(batch), 0)["image"].std() > 0.4
+    module.trainer = SimpleNamespace(training=True)  # type: ignore[assignment]
+    assert module.on_after_batch_transfer(dict(batch), 0)["image"].std() < 1e-3
+    for bad in ((0.5, 1.0), (2.0, 1.5), (1.0, float("nan"))):
+        with pytest.raises(ValueError, match="coarser_pixels must be None or"):
+            HRTEMDataModule(TINY, coarser_pixels=bad)
+    with pytest.raises(ValueError, match="coarser_share must be in"):
+        HRTEMDataModule(TINY, coarser_pixels=(1.0, 2.0), coarser_share=1.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from lightning_synth.data.images import (
     Normalization,
     SegmentationFolder,
     check_pixel_size,
+    coarsen,
     normalize_intensity,
 )
 from lightning_synth.data.sources import check_count, stable_seed
@@ -71,8 +73,11 @@ class HRTEMDataModule(GeneratedDataModule):
     simulated fields can then be larger than the training samples, so that the largest
     particles fit in a field with their surroundings, crops cut particles at their edges, and
     each rendered field serves a different crop every epoch. Validation and test images are
-    whole fields. On the device, every image of every split is normalised on its own
-    (``normalization``; the same rule :func:`lightning_synth.predict.segment` applies).
+    whole fields. On the device, with ``coarser_pixels``, a share of the training images is
+    seen as if recorded with coarser pixels and resampled to the simulation's pixel size, as
+    :func:`lightning_synth.predict.segment` resamples a user's coarser image; then every
+    image of every split is normalised on its own (``normalization``; the same rule
+    ``segment`` applies).
 
     Args:
         simulation: Simulation settings of the training set.
@@ -100,6 +105,11 @@ class HRTEMDataModule(GeneratedDataModule):
             (0.5% and 99.5% quantiles, clipped), ``"robust"`` (median -/+ 4 standard
             deviations from the interquartile range, clipped: hot pixels and bright edges
             saturate; for cameras that have them) or ``"min_max"`` (the study's rule).
+        coarser_pixels: Range of the factor by which a training image's pixels are made
+            coarser (drawn per image, uniformly; see
+            :func:`~lightning_synth.data.images.coarsen`), e.g. ``(1.0, 1.6)`` for users'
+            images up to 1.6 times the simulation's pixel size. None: never.
+        coarser_share: Share of the training images made coarser (with ``coarser_pixels``).
         **kwargs: The arguments of :class:`GeneratedDataModule` and
             :class:`~lightning_synth.data.SynthRealDataModule` (``cache_dir``,
             ``render_workers``, ``strategy``, ``batch_size``, ``seed`` ...).
@@ -122,6 +132,8 @@ class HRTEMDataModule(GeneratedDataModule):
         real_tile: int | None = None,
         train_crop: int | None = None,
         normalization: Normalization = "percentile",
+        coarser_pixels: tuple[float, float] | None = None,
+        coarser_share: float = 0.5,
         **kwargs: Any,
     ) -> None:
         simulation = simulation or SimulationConfig()
@@ -143,7 +155,22 @@ class HRTEMDataModule(GeneratedDataModule):
                 f"simulation.detector_pixels ({simulation.detector_pixels}), got {train_crop!r}"
             )
             raise ValueError(msg)
+        if coarser_pixels is not None and (
+            len(coarser_pixels) != 2
+            or not all(math.isfinite(v) for v in coarser_pixels)
+            or not 1.0 <= coarser_pixels[0] <= coarser_pixels[1]
+        ):
+            msg = (
+                "coarser_pixels must be None or (low, high) with 1 <= low <= high, "
+                f"got {coarser_pixels!r}"
+            )
+            raise ValueError(msg)
+        if not 0.0 <= coarser_share <= 1.0:
+            msg = f"coarser_share must be in [0, 1], got {coarser_share!r}"
+            raise ValueError(msg)
         self.normalization = normalization
+        self.coarser_pixels = None if coarser_pixels is None else tuple(coarser_pixels)
+        self.coarser_share = coarser_share
         if train_crop is not None:
             transforms = kwargs.get("train_transforms")
             if transforms is None:
@@ -220,8 +247,16 @@ class HRTEMDataModule(GeneratedDataModule):
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalise every image on its own (every split), by ``normalization``."""
+        """Coarsen a share of the training images, then normalise every image on its own."""
         if isinstance(batch, dict) and "image" in batch:
+            trainer = self.trainer
+            if self.coarser_pixels is not None and trainer is not None and trainer.training:
+                low, high = self.coarser_pixels
+                count = len(batch["image"])
+                chosen = torch.rand(count) < self.coarser_share
+                drawn = low + (high - low) * torch.rand(count)
+                factors = torch.where(chosen, drawn, torch.ones(count))
+                batch["image"] = coarsen(batch["image"], factors.tolist())
             batch["image"] = normalize_intensity(batch["image"], self.normalization)
         return batch
 

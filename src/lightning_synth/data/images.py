@@ -23,6 +23,8 @@ PERCENTILES = (0.005, 0.995)
 #: The ``robust`` normalisation maps median -/+ this many standard deviations (from the
 #: interquartile range) to 0 and 1.
 ROBUST_SPAN = 4.0
+#: Subdivisions per pixel side with which :func:`coarsen` places the coarser pixels.
+_SUBPIXELS = 4
 #: Pixels per image that ``torch.quantile`` sees at most (it refuses more than 2^24).
 _QUANTILE_PIXELS = 2**22
 
@@ -81,6 +83,43 @@ def check_pixel_size(name: str, value: Any) -> float:
         msg = f"{name} must be a finite number > 0 (Angstrom per pixel), got {value!r}"
         raise ValueError(msg)
     return float(value)
+
+
+def coarsen(images: torch.Tensor, factors: Sequence[float]) -> torch.Tensor:
+    """``images`` as if recorded with pixels ``factors`` times coarser, then resampled back.
+
+    Each (C, H, W) image of the (N, C, H, W) batch is integrated over square pixels
+    ``factors[i]`` times larger per side (a box of that width, to a quarter of a pixel: what
+    a coarser detector pixel collects; the image is reflected past its bottom and right
+    edges to fill the last ones) and brought back to its own pixels bilinearly, as
+    :func:`lightning_synth.predict.segment` resamples a user's coarser image to the model's
+    pixel size. A factor of 1 leaves its image as it is.
+
+    Raises:
+        ValueError: On a number of factors other than the batch's, or a factor below 1.
+    """
+    factors = [float(f) for f in factors]
+    if len(factors) != len(images):
+        msg = f"factors must have one value per image ({len(images)}), got {len(factors)}"
+        raise ValueError(msg)
+    if any(not math.isfinite(f) or f < 1.0 for f in factors):
+        msg = f"factors must be finite and >= 1, got {factors}"
+        raise ValueError(msg)
+    out = images.clone()
+    height, width = images.shape[-2:]
+    for index, factor in enumerate(factors):
+        kernel = round(_SUBPIXELS * factor)  # the coarse pixel's side in quarter pixels
+        if kernel == _SUBPIXELS:
+            continue
+        fine = F.interpolate(images[index : index + 1].float(), scale_factor=_SUBPIXELS)
+        pad = [(-size * _SUBPIXELS) % kernel for size in (width, height)]
+        fine = F.pad(fine, (0, pad[0], 0, pad[1]), mode="reflect")
+        coarse = F.avg_pool2d(fine, kernel)
+        back = F.interpolate(
+            coarse, scale_factor=kernel / _SUBPIXELS, mode="bilinear", align_corners=False
+        )
+        out[index] = back[0, :, :height, :width].to(images.dtype)
+    return out
 
 
 def image_files(
