@@ -523,8 +523,13 @@ def corrupt(image: np.ndarray, index: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def evaluate(checkpoint: Path, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The scores of a segmentation checkpoint on ``items`` (see :func:`score_masks`)."""
+def evaluate(
+    checkpoint: Path, items: Sequence[dict[str, Any]], normalize_windows: bool = True
+) -> dict[str, Any]:
+    """The scores of a segmentation checkpoint on ``items`` (see :func:`score_masks`).
+
+    ``normalize_windows=False`` normalises each image whole instead of window by window.
+    """
     from lightning_synth.predict import load_task, segment, segmentation_settings
     from lightning_synth.tasks import SegmentationTask
 
@@ -532,7 +537,13 @@ def evaluate(checkpoint: Path, items: Sequence[dict[str, Any]]) -> dict[str, Any
     settings = segmentation_settings(checkpoint)  # its pixel size and normalisation
     start = time.perf_counter()
     masks = [
-        segment(task, item["image"], item["record"]["pixel_size"], **settings).numpy()
+        segment(
+            task,
+            item["image"],
+            item["record"]["pixel_size"],
+            normalize_windows=normalize_windows,
+            **settings,
+        ).numpy()
         for item in items
     ]
     result = score_masks(items, masks)
@@ -563,18 +574,107 @@ def describe(name: str, result: dict[str, Any]) -> str:
 
 
 def score(
-    checkpoints: Sequence[Path], folder: Path, json_out: Path | None, with_defects: bool = False
+    checkpoints: Sequence[Path],
+    folder: Path,
+    json_out: Path | None,
+    with_defects: bool = False,
+    normalize_windows: bool = True,
 ) -> None:
     items = load_set(folder)
     if with_defects:
         items = corrupted(items)
     results = {}
     for checkpoint in checkpoints:
-        results[str(checkpoint)] = evaluate(checkpoint, items)
+        results[str(checkpoint)] = evaluate(checkpoint, items, normalize_windows)
         print(describe(str(checkpoint), results[str(checkpoint)]))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(results, indent=1))
+
+
+def compare(folder: Path, index: int) -> dict[str, Any]:
+    """Image ``index`` of a set as abTEM made it and as the project's simulator makes it.
+
+    The same specimen (atoms, film, placement: rebuilt from the set's seed), the same optics,
+    sampling, pixel size and dose; each code its own thermal displacements, detector blur
+    and noise. Returns each particle's contrast in both images (mean intensity inside its
+    mask over the mean of a ring of film 3-8 A around it, minus one) and the normalised
+    cross-correlation of the two images after a 1 A Gaussian (which averages the noise).
+    """
+    import torch
+    from scipy import ndimage
+
+    from lightning_synth.generators.hrtem.ctf import Optics
+    from lightning_synth.generators.hrtem.simulator import HRTEMSimulator, SimulationConfig
+
+    content = np.load(folder / f"{index:03d}.npz")
+    record = json.loads(str(content["record"]))
+    case = conditions(index, record["material"])
+    film, particles = specimen(case)
+    pixel, margin = case["pixel_size"], round(case["margin"] / case["pixel_size"])
+    film.cell = [case["extent"] + 2 * case["margin"]] * 2 + [case["carbon_thickness"]]
+    film.positions[:, 2] = np.clip(film.positions[:, 2], 0.0, None)
+    optics = case["optics"]
+    ours = HRTEMSimulator(
+        SimulationConfig(
+            detector_pixels=case["side"] + 2 * margin,
+            detector_pixel_size=pixel,
+            sampling=SAMPLING,
+            frozen_phonons=PHONONS,
+            element="CdSe" if record["material"] == "CdSe" else "Au",
+            dose=(record["dose"], record["dose"]),
+        ),
+        device="cpu",
+    ).simulate_specimen(
+        particles,
+        film,
+        Optics(
+            energy=ENERGY,
+            defocus=optics["defocus"],
+            cs=optics["Cs"],
+            astigmatism=optics["C12"],
+            astigmatism_angle=optics["phi12"],
+            coma=optics["C21"],
+            coma_angle=optics["phi21"],
+            three_fold_astigmatism=optics["C23"],
+            three_fold_angle=optics["phi23"],
+            aperture=None if math.isinf(optics["semiangle_cutoff"]) else optics["semiangle_cutoff"],
+            focal_spread=optics["focal_spread"],
+            illumination_spread=optics["angular_spread"],
+        ),
+        np.random.default_rng(case["seed"]),
+        torch.Generator().manual_seed(case["seed"]),
+    )
+    inside = slice(margin, margin + case["side"])
+    images = {
+        "abtem": content["image"].astype(np.float64),
+        "ours": ours["image"][0, inside, inside].numpy().astype(np.float64),
+    }
+    images = {name: image / image.mean() for name, image in images.items()}
+    smooth = {name: ndimage.gaussian_filter(image, 1.0 / pixel) for name, image in images.items()}
+    a, b = (smooth[name] - smooth[name].mean() for name in ("abtem", "ours"))
+    instances = content["instances"]
+    rows = []
+    for number in range(1, int(instances.max()) + 1):
+        mask = instances == number
+        near = ndimage.binary_dilation(mask, iterations=round(3.0 / pixel))
+        ring = ndimage.binary_dilation(mask, iterations=round(8.0 / pixel)) & ~near
+        ring &= instances == 0
+        rows.append(
+            {
+                name: float(image[mask].mean() / image[ring].mean() - 1)
+                for name, image in images.items()
+            }
+        )
+    placed = [p for p in record["particles"] if p.get("placed", True)]
+    return {
+        "index": index,
+        "ncc": float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum())),
+        "particles": [
+            {"diameter": p["diameter"], "zone_axis": p["zone_axis"], "contrast": row}
+            for p, row in zip(placed, rows, strict=True)
+        ],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -594,14 +694,37 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="add a camera's gain pattern, read-out noise, hot pixels and a bright edge first",
     )
+    scoring.add_argument(
+        "--whole-image-normalization",
+        action="store_true",
+        help="normalise each image whole, not each window of segment on its own",
+    )
+    comparing = commands.add_parser(
+        "compare", help="render images of the set again with the project's simulator"
+    )
+    comparing.add_argument("indices", type=int, nargs="+")
+    comparing.add_argument("--set", type=Path, default=SET_FOLDER / "Au", help="the set's folder")
     args = parser.parse_args(argv)
-    if args.command == "render":
+    if args.command == "compare":
+        for index in args.indices:
+            result = compare(args.set, index)
+            print(f"image {index}: NCC of the 1 A-smoothed images {result['ncc']:.3f}")
+            for number, particle in enumerate(result["particles"], start=1):
+                contrast = particle["contrast"]
+                print(
+                    f"  particle {number} ({particle['diameter'] / 10:.1f} nm, "
+                    f"{'zone axis' if particle['zone_axis'] else 'random orientation'}): "
+                    f"contrast abTEM {contrast['abtem']:+.3f}, ours {contrast['ours']:+.3f}"
+                )
+    elif args.command == "render":
         if (args.count is not None and args.count < 1) or args.workers < 1:
             parser.error(f"--count and --workers must be >= 1, got {args.count}, {args.workers}")
         out = args.out or SET_FOLDER / args.material
         render(out, args.count or SETS[args.material]["size"], args.workers, args.material)
     else:
-        score(args.checkpoints, args.set, args.json, args.corrupt)
+        score(
+            args.checkpoints, args.set, args.json, args.corrupt, not args.whole_image_normalization
+        )
 
 
 if __name__ == "__main__":

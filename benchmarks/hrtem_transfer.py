@@ -72,6 +72,13 @@ CONDITIONS: dict[str, list[str]] = {
     "knobs": [*KNOBS, "--data.normalization=robust"],
     "knobs-percentile": KNOBS,
     "coarser": ["--data.coarser_pixels=[1.0,1.6]"],
+    "coarser-fields": ["--data.coarser_pixels=[1.0,1.6]", "--data.normalize_fields=true"],
+    "coarser-crop192": ["--data.coarser_pixels=[1.0,1.6]", "--data.train_crop=192"],
+    "coarser-longer": [
+        "--data.coarser_pixels=[1.0,1.6]",
+        "--trainer.max_epochs=28",
+        "--model.lr_decay=0.9",
+    ],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {
@@ -95,20 +102,16 @@ METRICS = ("f1", "iou", "precision", "recall")
 def add_cross_scores(cell: Cell, scratch: Path, records: Path, set_folder: Path) -> dict:
     """The cell's record, with its scores on the cross-simulator set's current version.
 
-    Scores of another version of the set (or none) are replaced when the cell's checkpoint is
-    still in ``scratch``, and dropped otherwise: they are not comparable with the others.
+    Scores of another version of the set or of another way of segmenting (see
+    :func:`scoring_key`), or none, are replaced when the cell's checkpoint is still in
+    ``scratch``, and dropped otherwise: they are not comparable with the others.
     """
     path = records / f"{cell.key}.json"
     record: dict[str, Any] = json.loads(path.read_text())
     if not (set_folder / "manifest.json").exists():  # written when the whole set is rendered
         print(f"--- {cell.key}: {set_folder} is not fully rendered; score it later")
         return record
-    manifest = json.loads((set_folder / "manifest.json").read_text())
-    current = {
-        "material": manifest.get("material", "Au"),
-        "seed": manifest["seed"],
-        "version": manifest.get("version", 1),
-    }
+    current = scoring_key(set_folder)
     scored = record.get("cross_simulator", {}).get("set")
     if scored == current:
         return record
@@ -171,18 +174,39 @@ def scored_on(sets: Path, condition: str) -> Path:
     return sets / MATERIALS.get(condition, "Au")
 
 
+def scoring_key(set_folder: Path) -> dict[str, Any]:
+    """What a record's cross-simulator scores must name to compare with the others.
+
+    The set (material, seed and version, from its manifest; while it is still rendering,
+    the ones ``hrtem_cross_simulator.py`` renders now for the folder's material) and how its
+    images were segmented: each window normalised on its own, as
+    :func:`lightning_synth.predict.segment` does by default.
+    """
+    manifest_path = set_folder / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+    else:
+        material = set_folder.name if set_folder.name in cross.SETS else "Au"
+        manifest = {
+            "material": material,
+            "seed": cross.SETS[material]["seed"],
+            "version": cross.SET_VERSION,
+        }
+    return {
+        "material": manifest.get("material", "Au"),
+        "seed": manifest["seed"],
+        "version": manifest.get("version", 1),
+        "normalize_windows": True,
+    }
+
+
 def on_current_set(records: list[dict], set_folder: Path) -> list[dict]:
-    """The records scored on the set's current version (only those compare)."""
-    version = cross.SET_VERSION
-    if (set_folder / "manifest.json").exists():
-        version = json.loads((set_folder / "manifest.json").read_text()).get("version", 1)
-    sets = [r.get("cross_simulator", {}).get("set") for r in records]
-    # Early records name the set by its folder only: an earlier version.
-    return [
-        r
-        for r, scored in zip(records, sets, strict=True)
-        if isinstance(scored, dict) and scored.get("version") == version
-    ]
+    """The records scored on the set's current version, the current way (only those compare).
+
+    Early records name the set by its folder only, or lack the way of segmenting.
+    """
+    current = scoring_key(set_folder)
+    return [r for r in records if r.get("cross_simulator", {}).get("set") == current]
 
 
 def bins_table(name: str, seeds: list[int], records: Path, set_folder: Path) -> str:

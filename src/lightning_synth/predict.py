@@ -76,12 +76,16 @@ def segment(
     tile: int = 256,
     overlap: int = 64,
     batch_size: int = 4,
+    normalize_windows: bool = True,
 ) -> torch.Tensor:
     """The particle mask of one micrograph of any size, taken at ``pixel_size`` [A].
 
-    The image is resampled to the model's pixel size, normalised as in training
-    (:func:`~lightning_synth.data.images.normalize_intensity`), and segmented in ``tile`` x
-    ``tile`` windows that overlap by ``overlap`` pixels: each window keeps only its inner
+    The image is resampled to the model's pixel size and segmented in ``tile`` x ``tile``
+    windows, each normalised on its own as every training crop and validation field was
+    (:func:`~lightning_synth.data.images.normalize_intensity`): the contrast a particle has
+    after normalisation then depends on its surroundings within a window, not on how much
+    carbon or how dark a particle the rest of a large image holds. The windows overlap by
+    ``overlap`` pixels, and each keeps only its inner
     part (``overlap / 2`` from its edges inside the image), so every pixel is predicted
     with at least that much context on every side, and memory stays that of one batch of
     windows whatever the image's size. The windows start at multiples of ``tile -
@@ -100,6 +104,9 @@ def segment(
         tile: Window side in model pixels (a multiple of 32).
         overlap: Overlap of neighbouring windows (a multiple of 32, below ``tile``).
         batch_size: Windows per forward pass.
+        normalize_windows: Normalise each window on its own; False normalises the whole
+            image at once (on abTEM's micrographs up to 120 A across that cost 0.01-0.03 F1,
+            see docs/hrtem.md).
 
     Returns:
         The mask, (H, W) int64 (1 = particle).
@@ -128,8 +135,19 @@ def segment(
         msg = "image holds NaN or infinite values"
         raise ValueError(msg)
     resampled = resample(original, pixel_size / model_pixel_size)
-    normalised = normalize_intensity(resampled[None, None], normalization)[0, 0]
-    probability = _tiled_probability(model, normalised, tile, overlap, batch_size)
+    if normalize_windows and max(resampled.shape) > tile:
+
+        def normalized_model(windows: torch.Tensor) -> torch.Tensor:
+            return model(normalize_intensity(windows, normalization))
+
+        probability = _tiled_probability(
+            normalized_model, resampled, tile, overlap, batch_size, _device_of(model)
+        )
+    else:  # one window holds it all, or on request: the whole image at once
+        normalised = normalize_intensity(resampled[None, None], normalization)[0, 0]
+        probability = _tiled_probability(
+            model, normalised, tile, overlap, batch_size, _device_of(model)
+        )
     if probability.shape != original.shape:
         probability = F.interpolate(
             probability[None, None], size=tuple(original.shape), mode="bilinear"
@@ -152,8 +170,9 @@ def _tiled_probability(
     tile: int,
     overlap: int,
     batch_size: int,
+    device: torch.device,
 ) -> torch.Tensor:
-    """Particle probability of a normalised (H, W) image, window by window."""
+    """Particle probability of an (H, W) image, window by window, the model on ``device``."""
     height, width = image.shape
     stride, margin = tile - overlap, overlap // 2
     padded_height, rows = _windows(height, tile, stride)
@@ -163,7 +182,6 @@ def _tiled_probability(
     mode = "reflect" if pad[1] < width and pad[3] < height else "replicate"
     padded = F.pad(image[None, None], pad, mode=mode)[0, 0] if any(pad) else image
     tile_height, tile_width = min(tile, padded_height), min(tile, padded_width)
-    device = _device_of(model)
     out = torch.empty((padded_height, padded_width))
     windows = [(top, left) for top in rows for left in columns]
     for start in range(0, len(windows), batch_size):

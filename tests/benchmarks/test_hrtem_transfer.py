@@ -38,19 +38,34 @@ def test_report_tables_read_the_records(transfer, tmp_path: Path, monkeypatch, c
             "metrics": {f"test/heldout/{m}": f1 for m in ("f1", "iou", "precision", "recall")},
             "wall_seconds": 1200,
             "cross_simulator": {
-                "set": {"material": "Au", "seed": 1, "version": transfer.cross.SET_VERSION},
+                "set": transfer.scoring_key(Path("none")),
                 "clean": _scores(f1),
                 "defects": _scores(f1 - 0.1),
             },
         }
         (tmp_path / f"default-seed{seed}.json").write_text(json.dumps(record))
-    # Scores on an earlier version of the set are left out of the tables.
+    # Scores on an earlier version of the set, or segmented another way, are left out.
     stale = {**record, "cross_simulator": {**record["cross_simulator"], "set": {"version": 1}}}
+    key = transfer.scoring_key(Path("none"))
+    whole = {**record["cross_simulator"], "set": {**key, "normalize_windows": False}}
+    (tmp_path / "default-seed3.json").write_text(json.dumps({**record, "cross_simulator": whole}))
     (tmp_path / "default-seed2.json").write_text(json.dumps(stale))
     monkeypatch.setattr(
         sys,
         "argv",
-        ["x", "--report", "--seeds", "0", "1", "2", "--records", str(tmp_path), "--sets", "none"],
+        [
+            "x",
+            "--report",
+            "--seeds",
+            "0",
+            "1",
+            "2",
+            "3",
+            "--records",
+            str(tmp_path),
+            "--sets",
+            "none",
+        ],
     )
     transfer.main()
     out = capsys.readouterr().out
@@ -85,8 +100,11 @@ def test_scores_on_another_version_of_the_set_are_dropped_without_a_checkpoint( 
     manifest = {"material": "Au", "seed": 5, "version": transfer.cross.SET_VERSION, "images": []}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     cell = transfer.Cell(transfer.RECIPE, "default", (), 0)
-    current = {"material": "Au", "seed": 5, "version": transfer.cross.SET_VERSION}
-    for version, kept in ((current, True), ({**current, "version": 1}, False)):
+    current = transfer.scoring_key(folder)
+    version = transfer.cross.SET_VERSION
+    assert current == {"material": "Au", "seed": 5, "version": version, "normalize_windows": True}
+    stale = ({**current, "version": 1}, {**current, "normalize_windows": False})
+    for version, kept in ((current, True), *((key, False) for key in stale)):
         record = {"metrics": {}, "cross_simulator": {"set": version, "clean": {}, "defects": {}}}
         (records / f"{cell.key}.json").write_text(json.dumps(record))
         result = transfer.add_cross_scores(cell, scratch, records, folder)

@@ -170,3 +170,46 @@ def test_coarser_pixels_apply_to_training_batches_only() -> None:
             HRTEMDataModule(TINY, coarser_pixels=bad)
     with pytest.raises(ValueError, match="coarser_share must be in"):
         HRTEMDataModule(TINY, coarser_pixels=(1.0, 2.0), coarser_share=1.5)
+
+
+def test_fields_are_coarsened_and_normalised_whole_before_the_crop() -> None:
+    from types import SimpleNamespace
+
+    module = HRTEMDataModule(
+        TINY,
+        train_crop=32,
+        coarser_pixels=(2.0, 2.0),
+        coarser_share=1.0,
+        normalize_fields=True,
+        train_transforms=[],
+    )
+    assert repr(module.train_transform) == (
+        "Augmentation([CoarserPixels, NormalizeIntensity, RandomCrop])"
+    )
+    assert module.hparams["train_transforms"] == [{"RandomCrop": {"height": 32, "width": 32}}]
+    # A field whose left half is ten times brighter: a crop of the dim half keeps the dim
+    # values the whole field's normalisation gives it, instead of being stretched to 0-1.
+    field = torch.full((1, 96, 96), 10.0)
+    field[..., :48] = 100.0
+    field += torch.rand(field.shape)
+    dims = []
+    for _ in range(20):
+        crop = module.train_transform({"image": field, "mask": torch.zeros(96, 96).long()})
+        assert crop["image"].shape == (1, 32, 32)
+        assert float(crop["image"].min()) >= 0.0 and float(crop["image"].max()) <= 1.0
+        dims.append(float(crop["image"].max()))
+    assert min(dims) < 0.2  # a crop from the dim half, normalised with the bright one
+    # The checkerboard of the coarsening test comes out flat: coarsened before the crop.
+    checker = ((torch.arange(96)[:, None] + torch.arange(96)[None, :]) % 2).float()[None]
+    flat = module.train_transform({"image": checker * 10.0 + 5.0, "mask": checker[0].long()})
+    assert float(flat["image"].std()) < 0.05
+    # Training batches arrive normalised; validation batches are still normalised here.
+    batch = {"image": torch.rand(2, 1, 32, 32) * 50.0}
+    module.trainer = SimpleNamespace(training=True)  # type: ignore[assignment]
+    assert torch.equal(module.on_after_batch_transfer(dict(batch), 0)["image"], batch["image"])
+    module.trainer = SimpleNamespace(training=False)  # type: ignore[assignment]
+    assert float(module.on_after_batch_transfer(dict(batch), 0)["image"].max()) <= 1.0
+    with pytest.raises(ValueError, match="bounds must be"):
+        from lightning_synth.data.field_transforms import CoarserPixels
+
+        CoarserPixels((0.5, 1.0))

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from lightning_synth.data.augmentation import Transforms
+from lightning_synth.data.augmentation import Transforms, build_augmentation
 from lightning_synth.data.generated import GeneratedDataModule, GeneratedDataset
 from lightning_synth.data.images import (
     NORMALIZATIONS,
@@ -49,6 +49,22 @@ def held_out_config(
         carbon_thickness=(config.carbon_thickness[0], config.carbon_thickness[1] * 1.25),
         dose=dose,
     )
+
+
+def field_transforms(
+    normalization: Normalization, coarser_pixels: tuple[float, float] | None, share: float
+) -> list[Any]:
+    """Transforms that coarsen a share of the fields, then normalise each one whole.
+
+    For :class:`HRTEMDataModule`'s ``normalize_fields``: they run in the loader's workers on
+    whole fields, before the random crop.
+    """
+    from lightning_synth.data.field_transforms import CoarserPixels, NormalizeIntensity
+
+    steps: list[Any] = []
+    if coarser_pixels is not None:
+        steps.append(CoarserPixels(coarser_pixels, p=share))
+    return [*steps, NormalizeIntensity(normalization)]
 
 
 def min_max_normalize(image: torch.Tensor) -> torch.Tensor:
@@ -110,6 +126,10 @@ class HRTEMDataModule(GeneratedDataModule):
             :func:`~lightning_synth.data.images.coarsen`), e.g. ``(1.0, 1.6)`` for users'
             images up to 1.6 times the simulation's pixel size. None: never.
         coarser_share: Share of the training images made coarser (with ``coarser_pixels``).
+        normalize_fields: Coarsen and normalise each training field whole in the loader's
+            workers, before ``train_crop`` cuts it: a crop's normalisation then sees the
+            field's surroundings (51.2 A by default), as each 256-pixel window of
+            :func:`~lightning_synth.predict.segment` does, instead of the crop alone.
         **kwargs: The arguments of :class:`GeneratedDataModule` and
             :class:`~lightning_synth.data.SynthRealDataModule` (``cache_dir``,
             ``render_workers``, ``strategy``, ``batch_size``, ``seed`` ...).
@@ -134,6 +154,7 @@ class HRTEMDataModule(GeneratedDataModule):
         normalization: Normalization = "percentile",
         coarser_pixels: tuple[float, float] | None = None,
         coarser_share: float = 0.5,
+        normalize_fields: bool = False,
         **kwargs: Any,
     ) -> None:
         simulation = simulation or SimulationConfig()
@@ -169,17 +190,30 @@ class HRTEMDataModule(GeneratedDataModule):
             msg = f"coarser_share must be in [0, 1], got {coarser_share!r}"
             raise ValueError(msg)
         self.normalization = normalization
-        self.coarser_pixels = None if coarser_pixels is None else tuple(coarser_pixels)
+        self.coarser_pixels: tuple[float, float] | None = None
+        if coarser_pixels is not None:
+            self.coarser_pixels = (float(coarser_pixels[0]), float(coarser_pixels[1]))
         self.coarser_share = coarser_share
-        if train_crop is not None:
+        self.normalize_fields = normalize_fields
+        if train_crop is not None or normalize_fields:
             transforms = kwargs.get("train_transforms")
             if transforms is None:
                 transforms = self.default_train_transforms
             if callable(transforms):
-                msg = "train_crop needs train_transforms as a list of transforms, not a callable"
+                msg = (
+                    "train_crop and normalize_fields need train_transforms as a list of "
+                    "transforms, not a callable"
+                )
                 raise ValueError(msg)
-            crop = {"RandomCrop": {"height": train_crop, "width": train_crop}}
-            kwargs["train_transforms"] = [*(transforms or []), crop]
+            crop = [{"RandomCrop": {"height": train_crop, "width": train_crop}}]
+            kwargs["train_transforms"] = [*(transforms or []), *(crop if train_crop else [])]
+            # The fields' own transforms go in before the crop once the base class has saved
+            # the (plain, YAML-able) hyperparameters.
+            fields_then_crop = [
+                *(transforms or []),
+                *field_transforms(normalization, self.coarser_pixels, coarser_share),
+                *(crop if train_crop else []),
+            ]
         for name, value in (
             ("train_samples", train_samples),
             ("val_samples", val_samples),
@@ -245,12 +279,20 @@ class HRTEMDataModule(GeneratedDataModule):
             },
             **kwargs,
         )
+        if normalize_fields:
+            self.train_transform = build_augmentation(fields_then_crop, "train_transforms")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Coarsen a share of the training images, then normalise every image on its own."""
+        """Coarsen a share of the training images, then normalise every image on its own.
+
+        With ``normalize_fields`` the training images arrive coarsened and normalised.
+        """
         if isinstance(batch, dict) and "image" in batch:
             trainer = self.trainer
-            if self.coarser_pixels is not None and trainer is not None and trainer.training:
+            training = trainer is not None and trainer.training
+            if training and self.normalize_fields:
+                return batch
+            if self.coarser_pixels is not None and training:
                 low, high = self.coarser_pixels
                 count = len(batch["image"])
                 chosen = torch.rand(count) < self.coarser_share
