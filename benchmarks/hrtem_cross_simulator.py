@@ -524,11 +524,11 @@ def corrupt(image: np.ndarray, index: int) -> np.ndarray:
 
 
 def evaluate(
-    checkpoint: Path, items: Sequence[dict[str, Any]], normalize_windows: bool = True
+    checkpoint: Path, items: Sequence[dict[str, Any]], normalize_windows: bool = False
 ) -> dict[str, Any]:
     """The scores of a segmentation checkpoint on ``items`` (see :func:`score_masks`).
 
-    ``normalize_windows=False`` normalises each image whole instead of window by window.
+    ``normalize_windows`` normalises each window of ``segment`` on its own.
     """
     from lightning_synth.predict import load_task, segment, segmentation_settings
     from lightning_synth.tasks import SegmentationTask
@@ -578,7 +578,7 @@ def score(
     folder: Path,
     json_out: Path | None,
     with_defects: bool = False,
-    normalize_windows: bool = True,
+    normalize_windows: bool = False,
 ) -> None:
     items = load_set(folder)
     if with_defects:
@@ -695,9 +695,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="add a camera's gain pattern, read-out noise, hot pixels and a bright edge first",
     )
     scoring.add_argument(
-        "--whole-image-normalization",
+        "--normalize-windows",
         action="store_true",
-        help="normalise each image whole, not each window of segment on its own",
+        help="normalise each window of segment on its own, not each image whole",
     )
     comparing = commands.add_parser(
         "compare", help="render images of the set again with the project's simulator"
@@ -722,9 +722,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = args.out or SET_FOLDER / args.material
         render(out, args.count or SETS[args.material]["size"], args.workers, args.material)
     else:
-        score(
-            args.checkpoints, args.set, args.json, args.corrupt, not args.whole_image_normalization
-        )
+        score(args.checkpoints, args.set, args.json, args.corrupt, args.normalize_windows)
 
 
 if __name__ == "__main__":

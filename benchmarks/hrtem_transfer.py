@@ -13,22 +13,28 @@ the record. The ``robustness`` study, from the default before this study to the 
 
 - ``before``: 25.6 A fields, one 1.5-2.2 nm particle on 2-5 nm of carbon, 8 frozen phonons,
   400 whole fields, min-max normalisation, 12 epochs.
-- ``default``: the recipe's default (51.2 A fields, one to three 2-5 nm particles on 2-8 nm
-  of carbon, 4 frozen phonons, 160 fields, random 128-pixel crops, 16 epochs, percentile
-  normalisation, none of the robustness knobs).
-- ``robust``: ``default`` with the robust normalisation.
+- ``one-pixel-size``: the default before ``coarser_pixels`` (51.2 A fields, one to three
+  2-5 nm particles on 2-8 nm of carbon, 4 frozen phonons, 160 fields, random 128-pixel
+  crops, 16 epochs, percentile normalisation, none of the robustness knobs), trained at the
+  simulation's pixel size only.
+- ``robust``: ``one-pixel-size`` with the robust normalisation.
 - ``knobs``: ``robust`` plus the robustness knobs (Kirkland or Lobato potentials per image,
-  read-out noise, gain pattern, hot pixels); ``knobs-percentile``: ``default`` plus the
-  knobs.
-- ``coarser``: ``default`` with half the training images made coarser by a factor of 1-1.6
-  and resampled back (``coarser_pixels``), as users' images at coarser pixels are.
+  read-out noise, gain pattern, hot pixels); ``knobs-percentile``: ``one-pixel-size`` plus
+  the knobs.
+- ``default``: the recipe's default, ``one-pixel-size`` with half the training images made
+  coarser by a factor of 1-1.6 and resampled back (``coarser_pixels``), as users' images at
+  coarser pixels are.
+- ``longer`` (28 epochs, the rate decayed x0.9 per epoch), ``crop192`` (192-pixel crops)
+  and ``normalize-fields`` (each field normalised whole before the crop): ``default``
+  otherwise.
 
 The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
 ``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
 without dose noise (``noiseless``) and at low dose only (``dose-50-300``), the study's
 claims, now scored on another simulator's images as well as on the held-out domain. The
-``material`` study trains the default on wurtzite CdSe (``cdse``) and scores it on the CdSe
-set; every other condition is scored on the Au set.
+``material`` study trains the default on wurtzite CdSe (``cdse``; ``cdse-one-pixel-size``
+without ``coarser_pixels``) and scores it on the CdSe set; every other condition is scored
+on the Au set.
 
 The held-out simulated domain follows the training settings, so its figures compare only
 conditions of one field size; the cross-simulator set is the same for all.
@@ -53,6 +59,9 @@ KNOBS = [
     "--data.simulation.flat_field=[0,0.05]",
     "--data.simulation.hot_pixels=[0,0.0005]",
 ]
+#: Brings back training at the simulation's pixel size only (the default before
+#: ``coarser_pixels``), for the conditions measured against that default.
+ONE_PIXEL_SIZE = ["--data.coarser_pixels=null"]
 CONDITIONS: dict[str, list[str]] = {
     "before": [
         "--data.simulation.detector_pixels=128",
@@ -66,19 +75,16 @@ CONDITIONS: dict[str, list[str]] = {
         "--data.train_crop=null",
         "--data.normalization=min_max",
         "--trainer.max_epochs=12",
+        *ONE_PIXEL_SIZE,
     ],
+    "one-pixel-size": ONE_PIXEL_SIZE,
+    "robust": ["--data.normalization=robust", *ONE_PIXEL_SIZE],
+    "knobs": [*KNOBS, "--data.normalization=robust", *ONE_PIXEL_SIZE],
+    "knobs-percentile": [*KNOBS, *ONE_PIXEL_SIZE],
     "default": [],
-    "robust": ["--data.normalization=robust"],
-    "knobs": [*KNOBS, "--data.normalization=robust"],
-    "knobs-percentile": KNOBS,
-    "coarser": ["--data.coarser_pixels=[1.0,1.6]"],
-    "coarser-fields": ["--data.coarser_pixels=[1.0,1.6]", "--data.normalize_fields=true"],
-    "coarser-crop192": ["--data.coarser_pixels=[1.0,1.6]", "--data.train_crop=192"],
-    "coarser-longer": [
-        "--data.coarser_pixels=[1.0,1.6]",
-        "--trainer.max_epochs=28",
-        "--model.lr_decay=0.9",
-    ],
+    "longer": ["--trainer.max_epochs=28", "--model.lr_decay=0.9"],
+    "crop192": ["--data.train_crop=192"],
+    "normalize-fields": ["--data.normalize_fields=true"],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {
@@ -92,10 +98,13 @@ STUDIES: dict[str, dict[str, list[str]]] = {
         "default": [],
         "dose-50-300": ["--data.simulation.dose=[50,300]"],
     },
-    "material": {"cdse": ["--data.simulation.element=CdSe"]},
+    "material": {
+        "cdse": ["--data.simulation.element=CdSe"],
+        "cdse-one-pixel-size": ["--data.simulation.element=CdSe", *ONE_PIXEL_SIZE],
+    },
 }
 #: The cross-simulator set each condition is scored on (default: Au).
-MATERIALS = {"cdse": "CdSe"}
+MATERIALS = {"cdse": "CdSe", "cdse-one-pixel-size": "CdSe"}
 METRICS = ("f1", "iou", "precision", "recall")
 
 
@@ -179,8 +188,8 @@ def scoring_key(set_folder: Path) -> dict[str, Any]:
 
     The set (material, seed and version, from its manifest; while it is still rendering,
     the ones ``hrtem_cross_simulator.py`` renders now for the folder's material) and how its
-    images were segmented: each window normalised on its own, as
-    :func:`lightning_synth.predict.segment` does by default.
+    images were segmented: each image normalised whole, as
+    :func:`lightning_synth.predict.segment` does by default (not window by window).
     """
     manifest_path = set_folder / "manifest.json"
     if manifest_path.exists():
@@ -196,7 +205,7 @@ def scoring_key(set_folder: Path) -> dict[str, Any]:
         "material": manifest.get("material", "Au"),
         "seed": manifest["seed"],
         "version": manifest.get("version", 1),
-        "normalize_windows": True,
+        "normalize_windows": False,
     }
 
 

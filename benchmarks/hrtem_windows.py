@@ -1,20 +1,23 @@
-"""How `segment` should normalise a large micrograph, decided on this simulator's own images.
+"""How `segment` should normalise a large micrograph, asked of this simulator's own images.
 
-    python benchmarks/hrtem_windows.py CHECKPOINT [CHECKPOINT ...] [--fields 12]
+    python benchmarks/hrtem_windows.py CHECKPOINT [CHECKPOINT ...] [--fields 8]
+                                       [--particles 1 3]
 
 A model trains on 128-pixel crops (25.6 A), each normalised on its own, and is validated on
 256-pixel fields; users' micrographs are often far larger. This renders (once, cached in
 ``--cache``) fields of 512 x 512 pixels (102 A at 0.2 A) from the recipe's held-out domain
-with two to six particles, and scores each checkpoint on them with the whole image
-normalised at once and with each window of :func:`lightning_synth.predict.segment`
-normalised on its own, for several window sides. No image of another simulator is used, so
-the choice it supports is not fitted to the cross-simulator set that the models are judged
-on (``hrtem_cross_simulator.py``).
+with one to three particles (``--particles 2 6``: denser), and scores each checkpoint on
+them with the whole image normalised at once (the default of
+:func:`lightning_synth.predict.segment`) and with each of its windows normalised on its own,
+for several window sides. It uses no image of another simulator, so what it says is not
+fitted to the cross-simulator set that the models are judged on
+(``hrtem_cross_simulator.py``). It said: the whole image (docs/hrtem.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -34,7 +37,7 @@ RECIPE = SimulationConfig(
     detector_pixel_size=0.2,
     sampling=0.1,
     particle_diameter=(20.0, 50.0),
-    particles=(2, 6),
+    particles=(1, 3),
     carbon_thickness=(20.0, 80.0),
     frozen_phonons=4,
 )
@@ -44,10 +47,10 @@ SEED = 7_340_031
 SETTINGS: tuple[tuple[int, int] | None, ...] = (None, (128, 64), (192, 64), (256, 64))
 
 
-def fields(count: int, cache: Path) -> list[dict[str, np.ndarray]]:
-    """``count`` held-out fields of 512 pixels, rendered once into ``cache``."""
+def fields(count: int, config: SimulationConfig, cache: Path) -> list[dict[str, np.ndarray]]:
+    """``count`` held-out fields of ``config``, rendered once into ``cache``."""
     cache.mkdir(parents=True, exist_ok=True)
-    simulator = HRTEMSimulator(held_out_config(RECIPE), device="cpu")
+    simulator = HRTEMSimulator(held_out_config(config), device="cpu")
     out = []
     for index in range(count):
         path = cache / f"{index:03d}.npz"
@@ -72,11 +75,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", type=Path, nargs="+")
     parser.add_argument("--fields", type=int, default=12)
+    parser.add_argument("--particles", type=int, nargs=2, default=list(RECIPE.particles))
     parser.add_argument("--cache", type=Path, default=Path("runs/hrtem_windows"))
     args = parser.parse_args(argv)
     if args.fields < 1:
         parser.error(f"--fields must be >= 1, got {args.fields}")
-    items = fields(args.fields, args.cache)
+    low, high = args.particles
+    if not 1 <= low <= high:
+        parser.error(f"--particles must be LOW HIGH with 1 <= LOW <= HIGH, got {low} {high}")
+    config = dataclasses.replace(RECIPE, particles=(low, high))
+    items = fields(args.fields, config, args.cache / f"particles-{low}-{high}")
     truths = [item["mask"] for item in items]
     print("| checkpoint | " + " | ".join(label(s) for s in SETTINGS) + " |")
     print("| --- |" + " --- |" * len(SETTINGS))
@@ -91,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     segment(
                         task,
                         item["image"],
-                        RECIPE.detector_pixel_size,
+                        config.detector_pixel_size,
                         tile=tile,
                         overlap=overlap,
                         normalize_windows=setting is not None,

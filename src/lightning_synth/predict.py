@@ -76,16 +76,14 @@ def segment(
     tile: int = 256,
     overlap: int = 64,
     batch_size: int = 4,
-    normalize_windows: bool = True,
+    normalize_windows: bool = False,
 ) -> torch.Tensor:
     """The particle mask of one micrograph of any size, taken at ``pixel_size`` [A].
 
-    The image is resampled to the model's pixel size and segmented in ``tile`` x ``tile``
-    windows, each normalised on its own as every training crop and validation field was
-    (:func:`~lightning_synth.data.images.normalize_intensity`): the contrast a particle has
-    after normalisation then depends on its surroundings within a window, not on how much
-    carbon or how dark a particle the rest of a large image holds. The windows overlap by
-    ``overlap`` pixels, and each keeps only its inner
+    The image is resampled to the model's pixel size, normalised as in training
+    (:func:`~lightning_synth.data.images.normalize_intensity`; with ``normalize_windows``
+    each window on its own instead, as each training crop was), and segmented in ``tile`` x
+    ``tile`` windows that overlap by ``overlap`` pixels: each window keeps only its inner
     part (``overlap / 2`` from its edges inside the image), so every pixel is predicted
     with at least that much context on every side, and memory stays that of one batch of
     windows whatever the image's size. The windows start at multiples of ``tile -
@@ -104,9 +102,10 @@ def segment(
         tile: Window side in model pixels (a multiple of 32).
         overlap: Overlap of neighbouring windows (a multiple of 32, below ``tile``).
         batch_size: Windows per forward pass.
-        normalize_windows: Normalise each window on its own; False normalises the whole
-            image at once (on abTEM's micrographs up to 120 A across that cost 0.01-0.03 F1,
-            see docs/hrtem.md).
+        normalize_windows: Normalise each window on its own instead of the whole image at
+            once. On abTEM's micrographs (up to 120 A across) it raised F1 by 0.03; on 102 A
+            fields of the project's simulator it lowered F1 by 0.02-0.08 (docs/hrtem.md), so
+            it is not the default.
 
     Returns:
         The mask, (H, W) int64 (1 = particle).

@@ -47,8 +47,8 @@ def test_report_tables_read_the_records(transfer, tmp_path: Path, monkeypatch, c
     # Scores on an earlier version of the set, or segmented another way, are left out.
     stale = {**record, "cross_simulator": {**record["cross_simulator"], "set": {"version": 1}}}
     key = transfer.scoring_key(Path("none"))
-    whole = {**record["cross_simulator"], "set": {**key, "normalize_windows": False}}
-    (tmp_path / "default-seed3.json").write_text(json.dumps({**record, "cross_simulator": whole}))
+    windows = {**record["cross_simulator"], "set": {**key, "normalize_windows": True}}
+    (tmp_path / "default-seed3.json").write_text(json.dumps({**record, "cross_simulator": windows}))
     (tmp_path / "default-seed2.json").write_text(json.dumps(stale))
     monkeypatch.setattr(
         sys,
@@ -102,8 +102,8 @@ def test_scores_on_another_version_of_the_set_are_dropped_without_a_checkpoint( 
     cell = transfer.Cell(transfer.RECIPE, "default", (), 0)
     current = transfer.scoring_key(folder)
     version = transfer.cross.SET_VERSION
-    assert current == {"material": "Au", "seed": 5, "version": version, "normalize_windows": True}
-    stale = ({**current, "version": 1}, {**current, "normalize_windows": False})
+    assert current == {"material": "Au", "seed": 5, "version": version, "normalize_windows": False}
+    stale = ({**current, "version": 1}, {**current, "normalize_windows": True})
     for version, kept in ((current, True), *((key, False) for key in stale)):
         record = {"metrics": {}, "cross_simulator": {"set": version, "clean": {}, "defects": {}}}
         (records / f"{cell.key}.json").write_text(json.dumps(record))

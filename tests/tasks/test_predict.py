@@ -109,7 +109,7 @@ def test_tiling_gives_the_mask_of_one_pass_over_the_whole_image() -> None:
     image = np.random.default_rng(0).random((150, 170)).astype(np.float32)
     model = LocalModel()
     whole = segment(model, image, 0.2, tile=192)  # one window holds it all
-    tiled = segment(model, image, 0.2, tile=64, overlap=32, normalize_windows=False)
+    tiled = segment(model, image, 0.2, tile=64, overlap=32)
     assert 0.2 < float(whole.float().mean()) < 0.8
     assert torch.equal(whole, tiled)
 
@@ -126,19 +126,19 @@ class RecordingModel(LocalModel):
         return super().forward(image)
 
 
-def test_each_window_is_normalised_on_its_own() -> None:
+def test_each_window_can_be_normalised_on_its_own() -> None:
     # A dim image with one bright quarter: normalised whole, the dim windows would hold
     # values near 0 only; on their own, each spans 0-1 as a training crop does.
     image = np.random.default_rng(4).random((256, 256)).astype(np.float32)
     image[:128, :128] += 100.0
     model = RecordingModel()
-    segment(model, image, 0.2, tile=128, overlap=64)
+    segment(model, image, 0.2, tile=128, overlap=64, normalize_windows=True)
     assert len(model.windows) == 9
     for window in model.windows:
         assert float(window.quantile(0.995)) == pytest.approx(1.0, abs=0.02)
         assert float(window.quantile(0.005)) == pytest.approx(0.0, abs=0.02)
     whole = RecordingModel()
-    segment(whole, image, 0.2, tile=128, overlap=64, normalize_windows=False)
+    segment(whole, image, 0.2, tile=128, overlap=64)  # the default: the image at once
     assert min(float(w.max()) for w in whole.windows) < 0.05  # the dim windows, squeezed
 
 
