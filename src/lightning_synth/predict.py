@@ -104,7 +104,7 @@ def segment(
         batch_size: Windows per forward pass.
         normalize_windows: Normalise each window on its own instead of the whole image at
             once. On abTEM's micrographs (up to 120 A across) it raised F1 by 0.03; on 102 A
-            fields of the project's simulator it lowered F1 by 0.02-0.08 (docs/hrtem.md), so
+            fields of the project's simulator it lowered F1 by 0.01-0.13 (docs/hrtem.md), so
             it is not the default.
 
     Returns:
