@@ -3,11 +3,11 @@
     python benchmarks/hrtem_windows.py CHECKPOINT [CHECKPOINT ...] [--fields 8]
                                        [--particles 1 3]
 
-A model trains on 128-pixel crops (25.6 A), each normalised on its own, and is validated on
-256-pixel fields; users' micrographs are often far larger. This renders (once, cached in
-``--cache``) fields of 512 x 512 pixels (102 A at 0.2 A) from the recipe's held-out domain
-with one to three particles (``--particles 2 6``: denser), and scores each checkpoint on
-them with the whole image normalised at once (the default of
+A model trains on 128- or 192-pixel crops (25.6 or 38.4 A), each normalised on its own, and
+is validated on 256-pixel fields; users' micrographs are often far larger. This renders
+(once, cached in ``--cache``) fields of 512 x 512 pixels (102 A at 0.2 A) from the recipe's
+held-out domain with one to three particles (``--particles 2 6``: denser), and scores each
+checkpoint on them with the whole image normalised at once (the default of
 :func:`lightning_synth.predict.segment`) and with each of its windows normalised on its own,
 for several window sides. It uses no image of another simulator, so what it says is not
 fitted to the cross-simulator set that the models are judged on

@@ -63,3 +63,19 @@ def test_cells_can_share_a_cache(tmp_path: Path) -> None:
         run_cell(Cell(recipe, name, (f"--calls={calls}",), cache="shared"), scratch, records)
     assert sorted(p.name for p in (scratch / "shared").iterdir()) == ["a.txt", "b.txt"]
     assert not (scratch / "a-seed0" / "cache").exists()
+
+
+def test_a_record_made_with_other_options_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(FAKE_RECIPE)
+    calls = tmp_path / "calls.txt"
+    scratch, records = tmp_path / "runs", tmp_path / "records"
+    run_cell(Cell(recipe, "default", (f"--calls={calls}",), seed=0), scratch, records)
+    # The condition changed (e.g. the recipe's default moved): the old record measured
+    # something else and must not stand for the new condition.
+    changed = Cell(recipe, "default", (f"--calls={calls}", "--data.train_crop=128"), seed=0)
+    with pytest.raises(ValueError, match=r"default-seed0\.json was run with the options"):
+        run_cell(changed, scratch, records)
+    assert calls.read_text() == "x"

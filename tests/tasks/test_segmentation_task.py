@@ -82,6 +82,14 @@ def test_predictions_are_particle_probabilities() -> None:
     assert float(probability.min()) >= 0 and float(probability.max()) <= 1
 
 
+def test_decoder_widths_set_the_unet_decoder() -> None:
+    narrow = SegmentationTask(decoder_channels=[32, 16, 16, 8, 8])
+    widths = [block.conv2[0].out_channels for block in narrow.model.decoder.blocks]
+    assert widths == [32, 16, 16, 8, 8]
+    assert narrow.hparams["decoder_channels"] == [32, 16, 16, 8, 8]
+    assert narrow(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -91,6 +99,9 @@ def test_predictions_are_particle_probabilities() -> None:
         ({"lr_decay": 1.5}, r"lr_decay in \(0, 1\]"),
         ({"dice_weight": -1}, "dice_weight must be a number >= 0"),
         ({"in_channels": 0}, "in_channels must be an integer >= 1"),
+        ({"decoder_channels": [64, 32, 16]}, "decoder_channels must be 5 integers >= 1"),
+        ({"decoder_channels": [64, 32, 16, 8, 0]}, "decoder_channels must be 5 integers"),
+        ({"architecture": "fpn", "decoder_channels": [8] * 5}, "applies to unet and unetplus"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs: dict[str, Any], message: str) -> None:

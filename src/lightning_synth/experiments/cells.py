@@ -54,9 +54,25 @@ def run_results(directory: Path) -> Path | None:
 
 
 def recorded(cell: Cell, records: Path) -> dict[str, float] | None:
-    """The metrics of ``cell`` from its record in ``records``, None if it has not finished."""
+    """The metrics of ``cell`` from its record in ``records``, None if it has not finished.
+
+    A record made with other options than the cell's (its seed, then its options; extra
+    options may follow) is an error: it measured something else, e.g. before a condition
+    or the recipe's default changed. Rename or remove it.
+    """
     record = records / f"{cell.key}.json"
-    return json.loads(record.read_text())["metrics"] if record.exists() else None
+    if not record.exists():
+        return None
+    payload = json.loads(record.read_text())
+    expected = [f"--seed_everything={cell.seed}", f"--data.seed={cell.seed}", *cell.options]
+    found = payload.get("recipe_options", [])[: len(expected)]
+    if found != expected:
+        msg = (
+            f"{record} was run with the options {found}, but the cell {cell.key!r} has "
+            f"{expected}; rename or remove the record"
+        )
+        raise ValueError(msg)
+    return payload["metrics"]
 
 
 def run_cell(

@@ -41,6 +41,8 @@ class SegmentationTask(BaseTask):
         lr_decay: Learning-rate factor per epoch (ExponentialLR).
         dice_weight: Weight of the Dice term next to cross-entropy.
         channels_last: Use the channels-last memory format (faster convolutions on GPUs).
+        decoder_channels: Widths of the U-Net decoder's five blocks, deepest first; None
+            keeps smp's (256, 128, 64, 32, 16).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class SegmentationTask(BaseTask):
         lr_decay: float = 0.8,
         dice_weight: float = 1.0,
         channels_last: bool = False,
+        decoder_channels: Sequence[int] | None = None,
     ) -> None:
         if architecture not in ARCHITECTURES:
             msg = f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}"
@@ -69,7 +72,12 @@ class SegmentationTask(BaseTask):
     def configure_models(self) -> None:
         hp = self.hparams
         self.model = build_segmenter(
-            hp["architecture"], hp["encoder"], hp["encoder_weights"], hp["in_channels"], 2
+            hp["architecture"],
+            hp["encoder"],
+            hp["encoder_weights"],
+            hp["in_channels"],
+            2,
+            decoder_channels=hp.get("decoder_channels"),
         )
         self.channels_last = bool(hp["channels_last"])
         if self.channels_last:
