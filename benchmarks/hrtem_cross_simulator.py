@@ -27,11 +27,16 @@ processes in parallel). Score any checkpoint of the segmentation recipe::
 
     python benchmarks/hrtem_cross_simulator.py render [--material CdSe] [--workers 2]
     python benchmarks/hrtem_cross_simulator.py score CHECKPOINT [CHECKPOINT ...] [--json FILE]
+    python benchmarks/hrtem_cross_simulator.py compare INDEX [INDEX ...] [--sampling 0.1]
 
 Scores are pixel counts pooled over the set (F1, IoU, precision, recall), overall and per bin
 of particle size (each image's largest particle) and of dose; the mean of per-image F1 is
 given too. ``score --corrupt`` first adds what a real camera records and abTEM does not (a
 gain pattern, read-out noise, hot pixels, a bright edge), seeded per image.
+
+``compare INDEX [INDEX ...] [--sampling 0.1]`` renders images of the set again with this
+project's simulator (the same specimen, optics and dose) and prints each particle's contrast
+in both and the correlation of the two images.
 """
 
 from __future__ import annotations
@@ -592,14 +597,16 @@ def score(
         json_out.write_text(json.dumps(results, indent=1))
 
 
-def compare(folder: Path, index: int) -> dict[str, Any]:
+def compare(folder: Path, index: int, sampling: float = SAMPLING) -> dict[str, Any]:
     """Image ``index`` of a set as abTEM made it and as the project's simulator makes it.
 
-    The same specimen (atoms, film, placement: rebuilt from the set's seed), the same optics,
-    sampling, pixel size and dose; each code its own thermal displacements, detector blur
-    and noise. Returns each particle's contrast in both images (mean intensity inside its
-    mask over the mean of a ring of film 3-8 A around it, minus one) and the normalised
-    cross-correlation of the two images after a 1 A Gaussian (which averages the noise).
+    The same specimen (atoms, film, placement: rebuilt from the set's seed), the same
+    optics, pixel size and dose, and abTEM's sampling unless ``sampling`` [A] says otherwise
+    (e.g. the recipe's 0.1; the image's pixel size must be a whole multiple of it); each
+    code its own thermal displacements, detector blur and noise. Returns each particle's
+    contrast in both images (mean intensity inside its mask over the mean of a ring of film
+    3-8 A around it, minus one) and the normalised cross-correlation of the two images after
+    a 1 A Gaussian (which averages the noise).
     """
     import torch
     from scipy import ndimage
@@ -619,7 +626,7 @@ def compare(folder: Path, index: int) -> dict[str, Any]:
         SimulationConfig(
             detector_pixels=case["side"] + 2 * margin,
             detector_pixel_size=pixel,
-            sampling=SAMPLING,
+            sampling=sampling,
             frozen_phonons=PHONONS,
             element="CdSe" if record["material"] == "CdSe" else "Au",
             dose=(record["dose"], record["dose"]),
@@ -704,10 +711,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     comparing.add_argument("indices", type=int, nargs="+")
     comparing.add_argument("--set", type=Path, default=SET_FOLDER / "Au", help="the set's folder")
+    comparing.add_argument(
+        "--sampling", type=float, default=SAMPLING, help="our simulation's sampling [A]"
+    )
     args = parser.parse_args(argv)
     if args.command == "compare":
         for index in args.indices:
-            result = compare(args.set, index)
+            result = compare(args.set, index, args.sampling)
             print(f"image {index}: NCC of the 1 A-smoothed images {result['ncc']:.3f}")
             for number, particle in enumerate(result["particles"], start=1):
                 contrast = particle["contrast"]
