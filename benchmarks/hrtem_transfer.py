@@ -25,19 +25,19 @@ the record. The ``robustness`` study, from the default before this study to the 
   of 1-1.6 and resampled back (``coarser_pixels``), as users' images at coarser pixels are;
   ``longer`` (28 epochs, the rate decayed x0.9 per epoch) and ``normalize-fields`` (each
   field normalised whole before the crop): ``crop128`` otherwise.
-- ``default``: the recipe's default, ``crop128`` with 192-pixel crops.
-- ``narrow`` (a U-Net decoder of half smp's widths), ``whole-fields-narrow`` (the same
-  decoder on whole 256-pixel fields) and ``more-fields-narrow`` (the same decoder, twice the
-  fields for half the epochs, the rate decayed x0.64 per epoch: the same steps and
-  schedule): ``default`` otherwise.
+- ``crop192``: ``crop128`` with 192-pixel crops; ``crop192-narrow``: the same through a
+  U-Net decoder of half smp's widths (a training step 0.6x the cost on the CPU);
+  ``crop192-more-fields``: ``crop192-narrow`` on twice the fields for half the epochs, the
+  rate decayed x0.64 per epoch (the same steps and schedule).
+- ``default``: the recipe's default, the half-width decoder on whole 256-pixel fields.
 
 The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
 ``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
 without dose noise (``noiseless``) and at low dose only (``dose-50-300``), the study's
 claims, now scored on another simulator's images as well as on the held-out domain. The
-``material`` study trains the default on wurtzite CdSe (``cdse``; ``cdse-one-pixel-size``
-without ``coarser_pixels``) and scores it on the CdSe set; every other condition is scored
-on the Au set.
+``material`` study trains the default on wurtzite CdSe (``cdse``; ``cdse-crop192`` and
+``cdse-one-pixel-size`` with the settings of those conditions) and scores it on the CdSe
+set; every other condition is scored on the Au set.
 
 The held-out simulated domain follows the training settings, so its figures compare only
 conditions of one field size; the cross-simulator set is the same for all.
@@ -65,10 +65,12 @@ KNOBS = [
 #: Brings back training at the simulation's pixel size only (the default before
 #: ``coarser_pixels``), for the conditions measured against that default.
 ONE_PIXEL_SIZE = ["--data.coarser_pixels=null"]
-#: Brings back the 128-pixel training crops of the defaults before the 192-pixel ones.
-CROP128 = ["--data.train_crop=128"]
-#: A U-Net decoder of half smp's widths (a training step 0.6x the cost on the CPU).
-NARROW = ["--model.decoder_channels=[128,64,32,16,8]"]
+#: Brings back smp's U-Net decoder widths (256, 128, 64, 32, 16), the defaults' before the
+#: half-width decoder.
+WIDE = ["--model.decoder_channels=null"]
+#: The defaults before whole fields: 128-pixel, then 192-pixel crops, with the wide decoder.
+CROP128 = ["--data.train_crop=128", *WIDE]
+CROP192 = ["--data.train_crop=192", *WIDE]
 CONDITIONS: dict[str, list[str]] = {
     "before": [
         "--data.simulation.detector_pixels=128",
@@ -83,6 +85,7 @@ CONDITIONS: dict[str, list[str]] = {
         "--data.normalization=min_max",
         "--trainer.max_epochs=12",
         *ONE_PIXEL_SIZE,
+        *WIDE,
     ],
     "one-pixel-size": [*ONE_PIXEL_SIZE, *CROP128],
     "robust": ["--data.normalization=robust", *ONE_PIXEL_SIZE, *CROP128],
@@ -91,15 +94,15 @@ CONDITIONS: dict[str, list[str]] = {
     "crop128": CROP128,
     "longer": ["--trainer.max_epochs=28", "--model.lr_decay=0.9", *CROP128],
     "normalize-fields": ["--data.normalize_fields=true", *CROP128],
-    "default": [],
-    "narrow": NARROW,
-    "whole-fields-narrow": ["--data.train_crop=256", *NARROW],
-    "more-fields-narrow": [
+    "crop192": CROP192,
+    "crop192-narrow": ["--data.train_crop=192"],
+    "crop192-more-fields": [
+        "--data.train_crop=192",
         "--data.train_samples=320",
         "--trainer.max_epochs=8",
         "--model.lr_decay=0.64",
-        *NARROW,
     ],
+    "default": [],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {
@@ -115,11 +118,12 @@ STUDIES: dict[str, dict[str, list[str]]] = {
     },
     "material": {
         "cdse": ["--data.simulation.element=CdSe"],
+        "cdse-crop192": ["--data.simulation.element=CdSe", *CROP192],
         "cdse-one-pixel-size": ["--data.simulation.element=CdSe", *ONE_PIXEL_SIZE, *CROP128],
     },
 }
 #: The cross-simulator set each condition is scored on (default: Au).
-MATERIALS = {"cdse": "CdSe", "cdse-one-pixel-size": "CdSe"}
+MATERIALS = {name: "CdSe" for name in STUDIES["material"]}
 METRICS = ("f1", "iou", "precision", "recall")
 
 
