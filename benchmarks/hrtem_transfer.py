@@ -30,6 +30,8 @@ the record. The ``robustness`` study, from the default before this study to the 
   ``crop192-more-fields``: ``crop192-narrow`` on twice the fields for half the epochs, the
   rate decayed x0.64 per epoch (the same steps and schedule).
 - ``default``: the recipe's default, the half-width decoder on whole 256-pixel fields.
+- ``log-dose``: the default with the training doses drawn uniformly in log dose (the same
+  fields, the same 100-1200 e/A^2, more of them at low dose).
 
 The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
 ``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
@@ -103,6 +105,7 @@ CONDITIONS: dict[str, list[str]] = {
         "--model.lr_decay=0.64",
     ],
     "default": [],
+    "log-dose": ["--data.simulation.dose_distribution=log_uniform"],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {

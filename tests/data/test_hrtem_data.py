@@ -42,7 +42,20 @@ def test_held_out_domain_is_shifted_at_full_fidelity_and_its_own_dose() -> None:
     assert shifted.dose is not None and TINY.dose is not None and shifted.dose[0] < TINY.dose[0]
     # The training dose does not move the test set: a noise ablation tests on the same images.
     assert held_out_config(dataclasses.replace(TINY, dose=None)) == shifted
+    assert held_out_config(dataclasses.replace(TINY, dose_distribution="log_uniform")) == shifted
     assert held_out_config(TINY, dose=None).dose is None
+
+
+def test_a_later_setting_at_its_default_keeps_earlier_caches_valid() -> None:
+    from lightning_synth.generators.base import generator_manifest
+
+    default = generator_manifest(HRTEMSimulator(TINY, device="cpu"))["config"]
+    assert "dose_distribution" not in default  # as in a manifest written before it existed
+    changed = dataclasses.replace(TINY, dose_distribution="log_uniform")
+    assert generator_manifest(HRTEMSimulator(changed, device="cpu"))["config"] == {
+        **default,
+        "dose_distribution": "log_uniform",
+    }
 
 
 def test_datamodule_renders_caches_and_serves_normalised_batches(tmp_path: Path) -> None:

@@ -103,6 +103,17 @@ def test_dose_noise_and_its_level() -> None:
     assert noisy["meta"]["detector"]["dose"] == 200.0
 
 
+def test_log_uniform_dose_is_the_same_draw_on_a_log_scale() -> None:
+    low, high = 100.0, 1200.0
+    linear = _simulate(6, fidelity="basic", dose=(low, high))
+    logarithmic = _simulate(6, fidelity="basic", dose=(low, high), dose_distribution="log_uniform")
+    share = (linear["meta"]["detector"]["dose"] - low) / (high - low)
+    # One uniform draw either way, so everything else about the field stays the same.
+    assert logarithmic["meta"]["detector"]["dose"] == pytest.approx(low * (high / low) ** share)
+    assert torch.equal(linear["mask"], logarithmic["mask"])
+    assert linear["meta"]["optics"] == logarithmic["meta"]["optics"]
+
+
 def test_individual_ingredients_can_be_switched() -> None:
     config = dataclasses.replace(SMALL, fidelity="basic", plasmon=True, thermal="debye_waller")
     assert (
@@ -128,6 +139,7 @@ def test_individual_ingredients_can_be_switched() -> None:
         ({"readout_noise": (1.0, 2.0)}, "readout_noise needs a dose"),
         ({"hot_pixels": (0.0, 1.0), "dose": (100.0, 200.0)}, "hot_pixels below 1"),
         ({"flat_field": (-0.1, 0.1)}, "must be ranges >= 0"),
+        ({"dose_distribution": "gamma"}, "dose_distribution must be 'uniform' or 'log_uniform'"),
     ],
 )
 def test_bad_config(changes: dict, message: str) -> None:

@@ -34,10 +34,10 @@ def held_out_config(
 
     Different seeds alone test memorisation; the shift tests generalisation to conditions
     the training set did not cover (the study's experimental images differ the same way).
-    It is always at full fidelity and at the given ``dose`` (None: noiseless), whatever tier
-    and dose the training set uses, because it stands in for recorded images (which have
-    every effect and their own noise): models trained on different tiers or doses are then
-    compared on the same test images.
+    It is always at full fidelity and at the given ``dose`` (None: noiseless; drawn
+    uniformly), whatever tier and doses the training set uses, because it stands in for
+    recorded images (which have every effect and their own noise): models trained on
+    different tiers or doses are then compared on the same test images.
     """
     config = config.with_fidelity("full")
     low, high = config.particle_diameter
@@ -48,6 +48,7 @@ def held_out_config(
         particle_diameter=(min(low * 1.1, largest), largest),
         carbon_thickness=(config.carbon_thickness[0], config.carbon_thickness[1] * 1.25),
         dose=dose,
+        dose_distribution="uniform",
     )
 
 

@@ -66,7 +66,10 @@ def generator_manifest(generator: Any) -> dict[str, Any]:
     """What a generator's samples depend on, for a cache's manifest.
 
     The generator's qualified class (or function) name, and its ``config`` (a dataclass, or
-    the generator itself when it is one) as a dict.
+    the generator itself when it is one) as a dict. Settings that the config class names in
+    a ``LATER_SETTINGS`` class attribute are left out while at their default: they were
+    added with a default that keeps the earlier behaviour, so caches rendered before them
+    stay valid.
     """
     import dataclasses
 
@@ -77,5 +80,10 @@ def generator_manifest(generator: Any) -> dict[str, Any]:
     if config is None and dataclasses.is_dataclass(generator) and not isinstance(generator, type):
         config = generator
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        record["config"] = dataclasses.asdict(config)
+        settings = dataclasses.asdict(config)
+        defaults = {f.name: f.default for f in dataclasses.fields(config)}
+        for name in getattr(config, "LATER_SETTINGS", ()):
+            if name in settings and settings[name] == defaults[name]:
+                del settings[name]
+        record["config"] = settings
     return record

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -126,6 +126,9 @@ class SimulationConfig:
         plasmon_blur: Blur of the plasmon image [A].
         mtf_half_frequency: Range of the MTF's half-contrast frequency [cycles / pixel].
         dose: Electron dose range [e / A^2] for Poisson noise; None for noiseless images.
+        dose_distribution: How an image's dose is drawn from ``dose``: ``"uniform"``, or
+            ``"log_uniform"`` (uniform in log dose: as many images between 100 and 200 e/A^2
+            as between 600 and 1200, where the noise's relative size halves likewise).
         parametrizations: Scattering-factor parametrizations, one drawn per image
             (``"kirkland"``, ``"lobato"``): they differ between simulation codes.
         readout_noise: Range of the detector's Gaussian read-out noise [electrons rms per
@@ -180,6 +183,7 @@ class SimulationConfig:
     plasmon_blur: float = 1.0
     mtf_half_frequency: Range = (0.25, 0.5)
     dose: Range | None = (100.0, 1200.0)
+    dose_distribution: Literal["uniform", "log_uniform"] = "uniform"
     parametrizations: tuple[str, ...] = ("kirkland",)
     readout_noise: Range = (0.0, 0.0)
     flat_field: Range = (0.0, 0.0)
@@ -187,6 +191,9 @@ class SimulationConfig:
     median_filter: bool = False
     mask_phase_threshold: float | None = None
     mask_smoothing: float = 1.0
+
+    #: Settings added after caches were rendered; at their defaults they leave them valid.
+    LATER_SETTINGS: ClassVar[tuple[str, ...]] = ("dose_distribution",)
 
     def __post_init__(self) -> None:
         if self.fidelity not in FIDELITY_TIERS:
@@ -201,6 +208,7 @@ class SimulationConfig:
                 "fidelity",
                 "thermal",
                 "parametrizations",
+                "dose_distribution",
             ) and any(isinstance(v, str) for v in numbers):
                 msg = f"{item.name} must be a number or a range of numbers, got {value!r}"
                 raise TypeError(msg)
@@ -218,6 +226,12 @@ class SimulationConfig:
                 raise ValueError(msg)
         if self.dose is not None and not self.dose[0] > 0:
             msg = f"dose must be a range of positive doses [e / A^2] (or None), got {self.dose}"
+            raise ValueError(msg)
+        if self.dose_distribution not in ("uniform", "log_uniform"):
+            msg = (
+                "dose_distribution must be 'uniform' or 'log_uniform', got "
+                f"{self.dose_distribution!r}"
+            )
             raise ValueError(msg)
         if self.element != "CdSe":
             fcc_lattice_constant(self.element)  # an fcc metal, or a clear error
@@ -642,7 +656,11 @@ class HRTEMSimulator:
             gain = flat_field(shape, record["flat_field"], correlation, noise)
             image = image * gain.to(image.device)
         if c.dose is not None:
-            record["dose"] = _uniform(rng, c.dose)
+            if c.dose_distribution == "log_uniform":  # one draw either way: same stream
+                low, high = math.log(c.dose[0]), math.log(c.dose[1])
+                record["dose"] = math.exp(_uniform(rng, (low, high)))
+            else:
+                record["dose"] = _uniform(rng, c.dose)
             image = dose_noise(image.cpu(), record["dose"], c.detector_pixel_size, generator).to(
                 image.device
             )
