@@ -32,6 +32,8 @@ the record. The ``robustness`` study, from the default before this study to the 
 - ``default``: the recipe's default, the half-width decoder on whole 256-pixel fields.
 - ``log-dose``: the default with the training doses drawn uniformly in log dose (the same
   fields, the same 100-1200 e/A^2, more of them at low dose).
+- ``twinned``: the default with multiply twinned particles (Ino decahedra, Mackay
+  icosahedra) among the shapes, a quarter each.
 
 The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
 ``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
@@ -106,6 +108,7 @@ CONDITIONS: dict[str, list[str]] = {
     ],
     "default": [],
     "log-dose": ["--data.simulation.dose_distribution=log_uniform"],
+    "twinned": ["--data.simulation.shapes=[sphere,wulff,decahedron,icosahedron]"],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {

@@ -134,6 +134,7 @@ def test_individual_ingredients_can_be_switched() -> None:
         ({"frozen_phonons": 0}, "frozen_phonons must be >= 1"),
         ({"particles": (0, 2)}, "particles must be a range"),
         ({"shapes": ("cube",)}, "shapes must be drawn from"),
+        ({"shapes": ()}, "shapes must be drawn from"),
         ({"parametrizations": ("peng",)}, "parametrizations must be drawn from"),
         ({"parametrizations": ()}, "parametrizations must be drawn from"),
         ({"readout_noise": (1.0, 2.0)}, "readout_noise needs a dose"),
@@ -262,3 +263,23 @@ def test_cdse_particles_are_wurtzite_and_masked_by_their_own_threshold() -> None
 def test_elements_that_are_neither_fcc_nor_cdse_are_refused() -> None:
     with pytest.raises(ValueError, match="element must be an fcc metal .* got 'Fe'"):
         dataclasses.replace(SMALL, element="Fe")
+
+
+@pytest.mark.parametrize("shape", ["decahedron", "icosahedron"])
+def test_multiply_twinned_particles_stay_in_the_field_on_the_film(shape: str) -> None:
+    # Diameters up to the field's width: their corners would reach past it if not rebuilt.
+    config = dataclasses.replace(
+        SMALL, shapes=(shape,), particle_diameter=(10.0, 12.8), particles=(1, 2)
+    )
+    simulator = HRTEMSimulator(config, device="cpu")
+    for seed in range(4):
+        particles, carbon, records = simulator.draw_specimen(np.random.default_rng(seed))
+        top = float(carbon.positions[:, 2].max())
+        for particle, record in zip(particles, records, strict=True):
+            assert record["shape"] == shape and record["twins"] == 0
+            xy = particle.positions[:, :2]
+            assert xy.min() >= 0 and xy.max() <= config.extent
+            assert particle.positions[:, 2].min() > top
+    larger = {"shapes": (shape,), "detector_pixels": 128, "particle_diameter": (18.0, 18.0)}
+    first, again = _simulate(3, **larger), _simulate(3, **larger)
+    assert torch.equal(first["image"], again["image"]) and first["mask"].any()

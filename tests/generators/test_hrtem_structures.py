@@ -7,11 +7,16 @@ import math
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
 
 from lightning_synth.generators.hrtem.structures import (
+    DECAHEDRON_ZONE_AXES,
+    ICOSAHEDRON_ZONE_AXES,
     amorphous_carbon,
+    decahedral_particle,
     fcc_lattice_constant,
     fcc_particle,
+    icosahedral_particle,
     orient,
     wurtzite_particle,
 )
@@ -108,6 +113,8 @@ def test_structures_are_deterministic_for_a_seed() -> None:
         (lambda: fcc_particle(5.0, "Fe"), "element must be an fcc metal"),
         (lambda: fcc_particle(5.0, shape="cube"), "shape must be 'sphere' or 'wulff'"),
         (lambda: fcc_particle(5.0, twins=9), "twins must be between 0 and 5"),
+        (lambda: icosahedral_particle(0.0), "radius must be positive"),
+        (lambda: decahedral_particle(5.0, truncation=1.5), "truncation must be in"),
         (
             lambda: orient(fcc_particle(5.0), np.random.default_rng(0), zone_axis_share=2.0),
             "zone_axis_share",
@@ -144,3 +151,49 @@ def test_twin_and_stacking_fault_change_the_stacking_across_a_plane() -> None:
     for particle in (twinned, faulted):
         assert _nearest(particle.positions).min() == pytest.approx(a / math.sqrt(2), rel=1e-6)
         assert _twin_like_atoms(particle.positions, a) > 0.1 * len(particle)
+
+
+def _same_set(first: np.ndarray, second: np.ndarray, tolerance: float = 1e-6) -> bool:
+    """Whether two point sets coincide (each point of one within ``tolerance`` of the other)."""
+    distance, _ = cKDTree(first).query(second)
+    return len(first) == len(second) and bool(distance.max() < tolerance)
+
+
+def _turned(positions: np.ndarray, axis: tuple[float, ...], angle: float) -> np.ndarray:
+    direction = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    return Rotation.from_rotvec(angle * direction).apply(positions)
+
+
+@pytest.mark.parametrize(("radius", "shells", "atoms"), [(4.0, 2, 13), (7.0, 3, 55), (9.0, 4, 147)])
+def test_icosahedron_is_mackay_shells_with_its_symmetry(
+    radius: float, shells: int, atoms: int
+) -> None:
+    particle = icosahedral_particle(radius)
+    positions = particle.positions
+    # Mackay's magic numbers, the nearest atoms about the bulk's distance apart.
+    assert len(particle) == atoms
+    bulk = fcc_lattice_constant("Au") / math.sqrt(2)
+    assert 0.95 * bulk < _nearest(positions).min() and _nearest(positions).max() < 1.05 * bulk
+    # Five-, three- and two-fold axes map the particle onto itself.
+    five, three, two = ICOSAHEDRON_ZONE_AXES
+    for axis, order in ((five, 5), (three, 3), (two, 2)):
+        assert _same_set(positions, _turned(positions, axis, 2 * math.pi / order))
+    assert not _same_set(positions, _turned(positions, five, 2 * math.pi / 4))
+
+
+def test_decahedron_is_five_twinned_tetrahedra_with_ino_facets() -> None:
+    a = fcc_lattice_constant("Au")
+    particle = decahedral_particle(12.0, truncation=0.8)
+    positions = particle.positions
+    bulk = a / math.sqrt(2)
+    assert 0.97 * bulk < _nearest(positions).min() and _nearest(positions).max() < 1.01 * bulk
+    assert abs(positions.mean(0)).max() < 1e-6
+    five, two = DECAHEDRON_ZONE_AXES
+    assert _same_set(positions, _turned(positions, five, 2 * math.pi / 5))
+    assert _same_set(positions, _turned(positions, two, math.pi))
+    # About as many atoms as the sphere of the same radius (the closest edge length).
+    assert len(particle) == pytest.approx(4 / 3 * math.pi * 12.0**3 * 4 / a**3, rel=0.3)
+    # The {100} facets cut the rim: a deeper cut leaves fewer atoms far from the axis.
+    untruncated = decahedral_particle(12.0, truncation=1.0)
+    reach = np.linalg.norm(untruncated.positions[:, :2], axis=1).max()
+    assert np.linalg.norm(positions[:, :2], axis=1).max() < reach

@@ -24,7 +24,9 @@ from lightning_synth.generators.hrtem.simulator import (
 )
 from lightning_synth.generators.hrtem.structures import (
     amorphous_carbon,
+    decahedral_particle,
     fcc_particle,
+    icosahedral_particle,
     orient,
     wurtzite_particle,
 )
@@ -38,9 +40,11 @@ __all__ = [
     "amorphous_carbon",
     "antialias_aperture",
     "contrast_transfer",
+    "decahedral_particle",
     "element_symbol",
     "fcc_particle",
     "fresnel_propagator",
+    "icosahedral_particle",
     "image_intensity",
     "image_wave",
     "interaction_constant",

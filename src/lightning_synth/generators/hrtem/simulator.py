@@ -55,14 +55,22 @@ from lightning_synth.generators.hrtem.parametrizations import PARAMETRIZATIONS, 
 from lightning_synth.generators.hrtem.potentials import projected_potential_slices, slice_count
 from lightning_synth.generators.hrtem.structures import (
     CUBIC_ZONE_AXES,
+    DECAHEDRON_ZONE_AXES,
     HEXAGONAL_ZONE_AXES,
+    ICOSAHEDRON_ZONE_AXES,
     WURTZITE_CDSE,
     amorphous_carbon,
+    decahedral_particle,
     fcc_lattice_constant,
     fcc_particle,
+    icosahedral_particle,
     orient,
     wurtzite_particle,
 )
+
+#: The particle shapes of fcc metals: single crystals (with planar defects) and the two
+#: multiply twinned particles of Au and Ag at a few nanometres.
+SHAPES: tuple[str, ...] = ("sphere", "wulff", "decahedron", "icosahedron")
 
 FidelityTier = Literal["basic", "thermal", "aberrations", "plasmon", "full"]
 FIDELITY_TIERS: tuple[str, ...] = ("basic", "thermal", "aberrations", "plasmon", "full")
@@ -100,8 +108,13 @@ class SimulationConfig:
         particle_diameter: Particle diameter range [A].
         particles: Range (inclusive) of the number of particles per field; a particle that
             finds no room beside the others is left out.
-        shapes: Particle shapes to draw from (``"sphere"``, ``"wulff"``).
-        max_planar_defects: Up to this many twins or stacking faults per particle.
+        shapes: Particle shapes to draw from: single crystals (``"sphere"``, ``"wulff"``: a
+            truncated octahedron) with planar defects, or multiply twinned particles
+            (``"decahedron"``: Ino's; ``"icosahedron"``: Mackay's) of as many atoms as a
+            sphere of the drawn diameter, turned onto their five-, three- or two-fold axes
+            at ``zone_axis_share``.
+        max_planar_defects: Up to this many twins or stacking faults per single-crystal
+            particle.
         zone_axis_share: Share of particles turned onto a low-index zone axis.
         carbon_thickness: Amorphous carbon film thickness range [A].
         carbon_density: Carbon number density [atoms / A^3].
@@ -279,8 +292,8 @@ class SimulationConfig:
                 f"below 1), got {self.readout_noise}, {self.flat_field}, {self.hot_pixels}"
             )
             raise ValueError(msg)
-        if not set(self.shapes) <= {"sphere", "wulff"} or not self.shapes:
-            msg = f"shapes must be drawn from ('sphere', 'wulff'), got {self.shapes}"
+        if not set(self.shapes) <= set(SHAPES) or not self.shapes:
+            msg = f"shapes must be drawn from {SHAPES}, got {self.shapes}"
             raise ValueError(msg)
         for item in fields(self):
             value = getattr(self, item.name)
@@ -443,6 +456,9 @@ class HRTEMSimulator:
                 shape, twins, defects = "sphere", 0, 0
                 particle = wurtzite_particle(radius)
                 axes: Any = HEXAGONAL_ZONE_AXES
+            elif shape in ("decahedron", "icosahedron"):  # twinned by construction
+                twins, defects = 0, 0
+                particle, axes = self._twinned_particle(shape, radius, rng)
             else:
                 particle = fcc_particle(
                     radius,
@@ -457,6 +473,10 @@ class HRTEMSimulator:
             particle, orientation = orient(
                 particle, rng, zone_axis_share=c.zone_axis_share, zone_axes=axes
             )
+            twinned = shape in ("decahedron", "icosahedron")
+            if twinned:  # placed by their projected reach, single crystals by ``radius``
+                reach = float(np.linalg.norm(particle.positions[:, :2], axis=1).max())
+                radius = max(radius, reach)
             # Inside the field and apart from the others. The first particle goes to the
             # centre when it does not fit elsewhere; a later one that finds no room is left
             # out (particles at one height must not overlap).
@@ -470,7 +490,9 @@ class HRTEMSimulator:
             if centre is None:
                 continue
             centres.append((centre, radius))
-            particle.positions += [centre[0], centre[1], thickness + radius + 1.0]
+            # On the film, 1 A above it (a sphere's lowest atom is ``radius`` below its centre).
+            bottom = float(particle.positions[:, 2].min()) if twinned else -radius
+            particle.positions += [centre[0], centre[1], thickness + 1.0 - bottom]
             particles.append(particle)
             records.append(
                 {
@@ -484,6 +506,31 @@ class HRTEMSimulator:
                 }
             )
         return particles, carbon, records
+
+    def _twinned_particle(
+        self, shape: str, radius: float, rng: np.random.Generator
+    ) -> tuple[Atoms, Any]:
+        """A decahedron or icosahedron of ``radius``'s atom count, and its zone axes.
+
+        Their corners reach past the sphere of the same volume; one that would reach past
+        the field's half-width is built again, smaller, so no atom wraps around the field.
+        """
+        c = self.config
+        truncation = float(rng.uniform(0.65, 0.9))  # drawn for every multiply twinned one
+        limit = c.extent / 2 - 1.0
+        for _attempt in range(5):
+            if shape == "decahedron":
+                particle = decahedral_particle(
+                    radius, c.element, c.lattice_constant, truncation=truncation
+                )
+            else:
+                particle = icosahedral_particle(radius, c.element, c.lattice_constant)
+            reach = float(np.linalg.norm(particle.positions, axis=1).max())
+            if reach <= limit:
+                break
+            radius *= 0.95 * limit / reach
+        axes = DECAHEDRON_ZONE_AXES if shape == "decahedron" else ICOSAHEDRON_ZONE_AXES
+        return particle, axes
 
     # ------------------------------------------------------------------ physics
     def _potential(

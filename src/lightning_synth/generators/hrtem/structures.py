@@ -151,6 +151,179 @@ def fcc_particle(
     return Atoms([element] * int(keep.sum()), positions=positions[keep])
 
 
+#: The golden ratio, which places an icosahedron's vertices at (0, +-1, +-phi) and cyclically.
+_PHI = (1 + math.sqrt(5)) / 2
+#: A bond between shells of a Mackay icosahedron is this much shorter than one within a shell
+#: (the circumradius of a unit-edge icosahedron, sin(2 pi / 5)).
+_MACKAY_RADIAL = math.sin(2 * math.pi / 5)
+_ICOSAHEDRON_VERTICES = np.array(
+    [v for a in (-1.0, 1.0) for b in (-_PHI, _PHI) for v in ((0.0, a, b), (a, b, 0.0), (b, 0.0, a))]
+) / math.hypot(1.0, _PHI)
+#: Characteristic zone axes of a decahedron built by :func:`decahedral_particle`: its
+#: five-fold axis, and a two-fold axis across it (through an equatorial vertex).
+DECAHEDRON_ZONE_AXES: tuple[tuple[float, float, float], ...] = ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0))
+#: Characteristic zone axes of an icosahedron built by :func:`icosahedral_particle`: five-fold
+#: (through a vertex), three-fold (through a face's centre) and two-fold (through an edge's
+#: middle).
+ICOSAHEDRON_ZONE_AXES: tuple[tuple[float, float, float], ...] = (
+    (0.0, 1.0, _PHI),  # the vertex (0, 1, phi)
+    (1.0, 0.0, _PHI**2),  # the face (0, 1, phi), (0, -1, phi), (phi, 0, 1)
+    (0.0, 0.0, 1.0),  # the edge (0, 1, phi) - (0, -1, phi)
+)
+
+
+def _icosahedron_faces() -> list[tuple[int, int, int]]:
+    """The 20 faces of the unit icosahedron, as triples of vertex indices."""
+    vertices = _ICOSAHEDRON_VERTICES
+    distance = np.linalg.norm(vertices[:, None] - vertices[None], axis=-1)
+    edge = distance[distance > 1e-9].min()
+    near = np.abs(distance - edge) < 1e-6
+    count = len(vertices)
+    return [
+        (i, j, k)
+        for i in range(count)
+        for j in range(i + 1, count)
+        for k in range(j + 1, count)
+        if near[i, j] and near[j, k] and near[i, k]
+    ]
+
+
+def _unique(points: np.ndarray, tolerance: float = 1e-3) -> np.ndarray:
+    """``points`` with coincident rows (within ``tolerance``) kept once."""
+    keys = np.round(points / tolerance).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return points[np.sort(first)]
+
+
+def _atoms_in_sphere(radius: float, a: float) -> float:
+    """How many atoms of an fcc crystal of lattice constant ``a`` a sphere of ``radius`` holds."""
+    return 4 / 3 * math.pi * radius**3 * 4 / a**3
+
+
+def icosahedral_particle(
+    radius: float, element: str = "Au", lattice_constant: float | None = None
+) -> Atoms:
+    """A Mackay icosahedron of about as many atoms as an fcc sphere of ``radius``, centred.
+
+    Twenty fcc tetrahedra that share the centre, twinned on every face they share; built
+    shell by shell (shell ``i`` holds the ``10 i^2 + 2`` points of a triangular grid of
+    ``i`` bonds per edge on the icosahedron's faces). Bonds within a shell are 2% longer than
+    the bulk's nearest-neighbour distance and bonds between shells 5% shorter than those
+    (Mackay's geometry), so the particle keeps the bulk's density. Its five-fold axes run
+    through its vertices, e.g. along ``ICOSAHEDRON_ZONE_AXES[0]``.
+
+    Example:
+        >>> len(icosahedral_particle(7.0))  # 3 shells: 1 + 12 + 42
+        55
+    """
+    if not radius > 0:
+        msg = f"radius must be positive (Angstrom), got {radius!r}"
+        raise ValueError(msg)
+    a = lattice_constant if lattice_constant is not None else fcc_lattice_constant(element)
+    wanted = _atoms_in_sphere(radius, a)
+    # Shells, the centre being the first: (10 n^3 - 15 n^2 + 11 n - 3) / 3 atoms.
+    shells = min(
+        range(1, 200), key=lambda n: abs((10 * n**3 - 15 * n**2 + 11 * n - 3) / 3 - wanted)
+    )
+    bond = 1.02 * a / math.sqrt(2)
+    step = _MACKAY_RADIAL * bond  # the circumradius of one shell more
+    rows = [np.zeros((1, 3))]
+    faces = _icosahedron_faces()
+    for shell in range(1, shells):
+        corners = _ICOSAHEDRON_VERTICES * shell * step
+        grid = (
+            np.array([(p, q) for p in range(shell + 1) for q in range(shell + 1 - p)], dtype=float)
+            / shell
+        )
+        for i, j, k in faces:
+            rows.append(
+                corners[i]
+                + grid[:, :1] * (corners[j] - corners[i])
+                + grid[:, 1:] * (corners[k] - corners[i])
+            )
+    positions = _unique(np.vstack(rows))
+    return Atoms([element] * len(positions), positions=positions)
+
+
+def decahedral_particle(
+    radius: float,
+    element: str = "Au",
+    lattice_constant: float | None = None,
+    truncation: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> Atoms:
+    """An Ino decahedron of about as many atoms as an fcc sphere of ``radius``, centred.
+
+    Five fcc tetrahedra share an edge along z (the five-fold axis), each twinned with its
+    neighbours on the faces they share: the points of each tetrahedron are the integer
+    barycentric combinations of its corners (a tetrahedron of fcc with ``n`` bonds per
+    edge), the 7.4 degree gap that five perfect tetrahedra would leave closed by a slight
+    strain of the equatorial bonds. Ino's {100} facets, parallel to the axis, cut the five
+    outer edges at ``truncation`` times their distance from the axis; without them the
+    particle would thin out to nothing at its rim.
+
+    Args:
+        radius: Radius [A] of the fcc sphere whose atom count the particle matches.
+        element: Chemical symbol of an fcc metal.
+        lattice_constant: Lattice constant [A]; ASE's reference value by default.
+        truncation: Where the {100} facets cut the outer edges, as a share of the edges'
+            distance from the axis (1: not at all); drawn from [0.65, 0.9] if None.
+        rng: Random generator (the truncation).
+
+    Example:
+        >>> particle = decahedral_particle(10.0, truncation=1.0)
+        >>> round(float(abs(particle.positions[:, 2]).max()), 2)  # half the axis: 3 bonds
+        8.65
+    """
+    if not radius > 0:
+        msg = f"radius must be positive (Angstrom), got {radius!r}"
+        raise ValueError(msg)
+    rng = rng or np.random.default_rng(0)
+    cut = truncation if truncation is not None else float(rng.uniform(0.65, 0.9))
+    if not 0 < cut <= 1:
+        msg = f"truncation must be in (0, 1], got {truncation!r}"
+        raise ValueError(msg)
+    a = lattice_constant if lattice_constant is not None else fcc_lattice_constant(element)
+    wanted = _atoms_in_sphere(radius, a)
+    bond = a / math.sqrt(2)
+    angles = 2 * math.pi * np.arange(5) / 5
+    directions = np.column_stack([np.cos(angles), np.sin(angles), np.zeros(5)])
+    normals = np.column_stack(
+        [np.cos(angles + math.pi / 5), np.sin(angles + math.pi / 5), 0 * angles]
+    )
+
+    def build(bonds: int) -> np.ndarray:
+        edge = bonds * bond
+        top, bottom = np.array([0, 0, edge / 2]), np.array([0, 0, -edge / 2])
+        corners = directions * edge / (2 * math.sin(math.pi / 5))  # pentagon of side ``edge``
+        weights = np.array(
+            [
+                (i, j, k, bonds - i - j - k)
+                for i in range(bonds + 1)
+                for j in range(bonds + 1 - i)
+                for k in range(bonds + 1 - i - j)
+            ],
+            dtype=float,
+        ) / max(bonds, 1)
+        rows = [
+            weights @ np.stack([top, bottom, corners[n], corners[(n + 1) % 5]]) for n in range(5)
+        ]
+        points = _unique(np.vstack(rows))
+        apothem = edge / (2 * math.tan(math.pi / 5))  # the outer edges' distance from the axis
+        keep = (points @ normals.T <= cut * apothem + 1e-6).all(axis=1)
+        return points[keep]
+
+    # The atom count grows with the edge's bonds: stop at the first build past ``wanted``.
+    previous, bonds = build(1), 2
+    while True:
+        current = build(bonds)
+        if len(current) >= wanted:
+            break
+        previous, bonds = current, bonds + 1
+    best = min((previous, current), key=lambda points: abs(len(points) - wanted))
+    return Atoms([element] * len(best), positions=best)
+
+
 def wurtzite_particle(
     radius: float,
     cation: str = "Cd",
