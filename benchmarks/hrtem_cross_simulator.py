@@ -467,6 +467,7 @@ def load_set(folder: Path) -> list[dict[str, Any]]:
             {
                 "image": content["image"],
                 "truth": content["instances"] > 0,
+                "instances": content["instances"],
                 "record": json.loads(str(content["record"])),
             }
         )
@@ -478,8 +479,41 @@ def largest_particle(record: dict[str, Any]) -> float:
     return max(p["diameter"] for p in record["particles"] if p.get("placed", True))
 
 
+def particle_recall(
+    items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """Recall per kind of particle (shape, on or off a zone axis), from each one's own mask.
+
+    Pixels pooled over the particles of a kind; ``missed`` counts those found at under 30%
+    of their area.
+    """
+    table: dict[str, list[float]] = {}
+    for mask, item in zip(masks, items, strict=True):
+        placed = [p for p in item["record"]["particles"] if p.get("placed", True)]
+        for number, particle in enumerate(placed, start=1):
+            own = item["instances"] == number
+            area = int(own.sum())
+            if area == 0:  # cut away by the image's edge
+                continue
+            found = int((mask.astype(bool) & own).sum())
+            axis = "zone axis" if particle["zone_axis"] else "off axis"
+            row = table.setdefault(f"{particle['shape']}, {axis}", [0, 0, 0, 0])
+            row[0] += found
+            row[1] += area
+            row[2] += 1
+            row[3] += found < 0.3 * area
+    return {
+        kind: {"recall": found / area, "particles": count, "missed": missed}
+        for kind, (found, area, count, missed) in sorted(table.items())
+    }
+
+
 def score_masks(items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Pooled scores, overall and per size and dose bin, of predicted ``masks``."""
+    """Pooled scores of predicted ``masks``: overall, per size, dose and pixel-size bin.
+
+    With the items' instance masks also the recall per kind of particle
+    (:func:`particle_recall`).
+    """
     from lightning_synth.predict import mask_scores as scores
 
     def counts(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -507,6 +541,8 @@ def score_masks(items: Sequence[dict[str, Any]], masks: Sequence[np.ndarray]) ->
                 label = f"{low:g}" if low == high else f"{low:g}-{high:g}"
                 table[label] = {"images": len(chosen), **scores(sum(chosen))}
         result[name] = table
+    if all("instances" in item for item in items):
+        result["particles"] = particle_recall(items, masks)
     return result
 
 
@@ -575,6 +611,11 @@ def describe(name: str, result: dict[str, Any]) -> str:
                 f"  {table} {label}: F1 {row['f1']:.3f}, IoU {row['iou']:.3f}, "
                 f"P {row['precision']:.3f}, R {row['recall']:.3f} ({row['images']} images)"
             )
+    for kind, row in result.get("particles", {}).items():
+        lines.append(
+            f"  {kind}: recall {row['recall']:.3f} ({row['particles']} particles, "
+            f"{row['missed']} found at under 30%)"
+        )
     return "\n".join(lines)
 
 

@@ -163,6 +163,24 @@ def test_scores_pool_pixels_and_bin_by_size_and_dose(cross) -> None:  # type: ig
     assert "0.2" not in result["pixel"]  # no image at that pixel size
 
 
+def test_recall_per_kind_of_particle_from_its_own_mask(cross) -> None:  # type: ignore[no-untyped-def]
+    instances = np.zeros((10, 10), np.int16)
+    instances[:4, :4], instances[6:, 6:] = 1, 2  # two placed particles; the middle one was not
+    particles = [
+        {"shape": "wulff", "zone_axis": True},
+        {"shape": "icosahedron", "zone_axis": True, "placed": False},
+        {"shape": "icosahedron", "zone_axis": False},
+    ]
+    item = {"truth": instances > 0, "instances": instances, "record": {"particles": particles}}
+    found = np.zeros((10, 10), bool)
+    found[:4, :4], found[6, 6] = True, True  # the first whole, one pixel of the other
+    table = cross.particle_recall([item], [found])
+    assert table == {
+        "icosahedron, off axis": {"recall": 1 / 16, "particles": 1, "missed": 1},
+        "wulff, zone axis": {"recall": 1.0, "particles": 1, "missed": 0},
+    }
+
+
 def test_camera_defects_are_seeded_per_image(cross) -> None:  # type: ignore[no-untyped-def]
     image = np.full((64, 64), 20.0, np.float32)
     first, again, other = cross.corrupt(image, 0), cross.corrupt(image, 0), cross.corrupt(image, 1)
