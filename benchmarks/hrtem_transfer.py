@@ -9,7 +9,9 @@ condition's options) through :func:`lightning_synth.experiments.run_cell`: resum
 record in ``docs/hrtem_transfer/<condition>-seed<seed>.json``. Once a run has finished, its
 best checkpoint is scored on the cross-simulator set of ``benchmarks/hrtem_cross_simulator.py``
 (render it first), as abTEM made it and with a camera's defects added, and those scores join
-the record. The ``robustness`` study, from the default before this study to the default now:
+the record. The ``robustness`` study, from the default before this study to the default now
+(every condition up to ``single-crystals`` draws single crystals only, spheres and Wulff
+shapes, as the defaults of its time did):
 
 - ``before``: 25.6 A fields, one 1.5-2.2 nm particle on 2-5 nm of carbon, 8 frozen phonons,
   400 whole fields, min-max normalisation, 12 epochs.
@@ -29,16 +31,18 @@ the record. The ``robustness`` study, from the default before this study to the 
   U-Net decoder of half smp's widths (a training step 0.6x the cost on the CPU);
   ``crop192-more-fields``: ``crop192-narrow`` on twice the fields for half the epochs, the
   rate decayed x0.64 per epoch (the same steps and schedule).
-- ``default``: the recipe's default, the half-width decoder on whole 256-pixel fields.
+- ``single-crystals``: the half-width decoder on whole 256-pixel fields, of single
+  crystals.
+- ``default``: the recipe's default, ``single-crystals`` with multiply twinned particles
+  (Ino decahedra, Mackay icosahedra) among the shapes, a quarter each.
 - ``log-dose``: the default with the training doses drawn uniformly in log dose (the same
   fields, the same 100-1200 e/A^2, more of them at low dose).
-- ``twinned``: the default with multiply twinned particles (Ino decahedra, Mackay
-  icosahedra) among the shapes, a quarter each.
 
-The ``fidelity`` study trains the default at each tier below ``full`` (``basic``,
-``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``default``), and the ``noise`` study
-without dose noise (``noiseless``) and at low dose only (``dose-50-300``), the study's
-claims, now scored on another simulator's images as well as on the held-out domain. The
+The ``fidelity`` study trains ``single-crystals`` at each tier below ``full`` (``basic``,
+``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``single-crystals``), and the
+``noise`` study without dose noise (``noiseless``) and at low dose only (``dose-50-300``),
+the study's claims, now scored on another simulator's images as well as on the held-out
+domain. The
 ``material`` study trains the default on wurtzite CdSe (``cdse``; ``cdse-crop192`` and
 ``cdse-one-pixel-size`` with the settings of those conditions) and scores it on the CdSe
 set; every other condition is scored on the Au set.
@@ -75,7 +79,10 @@ WIDE = ["--model.decoder_channels=null"]
 #: The defaults before whole fields: 128-pixel, then 192-pixel crops, with the wide decoder.
 CROP128 = ["--data.train_crop=128", *WIDE]
 CROP192 = ["--data.train_crop=192", *WIDE]
-CONDITIONS: dict[str, list[str]] = {
+#: Brings back single crystals only (spheres and Wulff shapes; the default's before the
+#: multiply twinned particles), for the conditions measured against that default.
+SINGLE_CRYSTALS = ["--data.simulation.shapes=[sphere,wulff]"]
+_SINGLE_CRYSTAL_CONDITIONS: dict[str, list[str]] = {
     "before": [
         "--data.simulation.detector_pixels=128",
         "--data.simulation.particle_diameter=[15,22]",
@@ -106,21 +113,28 @@ CONDITIONS: dict[str, list[str]] = {
         "--trainer.max_epochs=8",
         "--model.lr_decay=0.64",
     ],
+    "single-crystals": [],
+}
+CONDITIONS: dict[str, list[str]] = {
+    **{name: [*SINGLE_CRYSTALS, *options] for name, options in _SINGLE_CRYSTAL_CONDITIONS.items()},
     "default": [],
     "log-dose": ["--data.simulation.dose_distribution=log_uniform"],
-    "twinned": ["--data.simulation.shapes=[sphere,wulff,decahedron,icosahedron]"],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {
     "robustness": CONDITIONS,
     "fidelity": {
-        **{tier: [f"--data.simulation.fidelity={tier}"] for tier in TIERS},
-        "default": [],
+        **{tier: [*SINGLE_CRYSTALS, f"--data.simulation.fidelity={tier}"] for tier in TIERS},
+        "single-crystals": SINGLE_CRYSTALS,
     },
     "noise": {
-        "noiseless": ["--data.simulation.dose=null", "--data.simulation.readout_noise=[0,0]"],
-        "default": [],
-        "dose-50-300": ["--data.simulation.dose=[50,300]"],
+        "noiseless": [
+            *SINGLE_CRYSTALS,
+            "--data.simulation.dose=null",
+            "--data.simulation.readout_noise=[0,0]",
+        ],
+        "single-crystals": SINGLE_CRYSTALS,
+        "dose-50-300": [*SINGLE_CRYSTALS, "--data.simulation.dose=[50,300]"],
     },
     "material": {
         "cdse": ["--data.simulation.element=CdSe"],
