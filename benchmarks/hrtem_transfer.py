@@ -70,6 +70,13 @@ KNOBS = [
     "--data.simulation.flat_field=[0,0.05]",
     "--data.simulation.hot_pixels=[0,0.0005]",
 ]
+#: What differs between simulation codes' numerics, drawn per image: the sampling (abTEM's
+#: set: 0.05 A), the slice thickness and the number of frozen phonons.
+GRID_KNOBS = [
+    "--data.simulation.sampling=[0.05,0.1]",
+    "--data.simulation.slice_thickness=[1.0,2.5]",
+    "--data.simulation.frozen_phonons=[2,8]",
+]
 #: Brings back training at the simulation's pixel size only (the default before
 #: ``coarser_pixels``), for the conditions measured against that default.
 ONE_PIXEL_SIZE = ["--data.coarser_pixels=null"]
@@ -119,6 +126,7 @@ CONDITIONS: dict[str, list[str]] = {
     **{name: [*SINGLE_CRYSTALS, *options] for name, options in _SINGLE_CRYSTAL_CONDITIONS.items()},
     "default": [],
     "log-dose": ["--data.simulation.dose_distribution=log_uniform"],
+    "grid-knobs": GRID_KNOBS,
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {

@@ -231,6 +231,63 @@ def test_parametrization_is_drawn_per_image() -> None:
     assert _simulate(0)["meta"]["parametrization"] == "kirkland"
 
 
+GRID_KNOBS = {"sampling": (0.05, 0.1), "slice_thickness": (1.0, 2.5), "frozen_phonons": (1, 3)}
+
+
+def test_sampling_slices_and_phonons_are_drawn_per_image_and_deterministic() -> None:
+    first, second = _simulate(3, **GRID_KNOBS), _simulate(3, **GRID_KNOBS)
+    assert torch.equal(first["image"], second["image"]) and first["meta"] == second["meta"]
+    metas = [_simulate(seed, **GRID_KNOBS)["meta"] for seed in range(8)]
+    assert {meta["sampling"] for meta in metas} == {0.05, 0.1}
+    assert all(1.0 <= meta["slice_thickness"] <= 2.5 for meta in metas)
+    assert len({meta["slice_thickness"] for meta in metas}) == 8
+    assert {meta["frozen_phonons"] for meta in metas} <= {1, 2, 3}
+    assert len({meta["frozen_phonons"] for meta in metas}) > 1
+    # Whatever the image's grid, the detector and the masks keep their size.
+    sample = _simulate(3, **GRID_KNOBS)
+    assert sample["image"].shape == (1, 64, 64) and sample["mask"].shape == (64, 64)
+
+
+def test_the_grid_knobs_draw_apart_from_the_specimen_and_optics() -> None:
+    plain, drawn = _simulate(6), _simulate(6, **GRID_KNOBS)
+    assert plain["meta"]["particles"] == drawn["meta"]["particles"]
+    assert plain["meta"]["optics"] == drawn["meta"]["optics"]
+    assert plain["meta"]["sampling"] == 0.1 and plain["meta"]["frozen_phonons"] == 2
+    # One image at its drawn settings is that image simulated with them as fixed settings.
+    meta = drawn["meta"]
+    fixed = _simulate(
+        6,
+        sampling=meta["sampling"],
+        slice_thickness=meta["slice_thickness"],
+        frozen_phonons=meta["frozen_phonons"],
+    )
+    assert torch.equal(fixed["mask"], drawn["mask"])
+    assert torch.allclose(fixed["image"], drawn["image"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sampling": (0.1, 0.07)}, "whole multiple of sampling"),
+        ({"sampling": (0.1, -0.05)}, "sampling must be a finite number > 0"),
+        ({"slice_thickness": (2.0, 1.0)}, "slice_thickness must be a range"),
+        ({"slice_thickness": (1.0, 2.0, 3.0)}, "slice_thickness must be a number or a range"),
+        ({"frozen_phonons": (0, 4)}, "frozen_phonons must be >= 1"),
+        ({"frozen_phonons": (4, 2)}, "frozen_phonons must be >= 1"),
+    ],
+)
+def test_bad_grid_knobs_are_rejected(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SMALL, **changes)
+
+
+def test_a_config_that_draws_its_grid_names_what_to_do_when_asked_for_one() -> None:
+    config = dataclasses.replace(SMALL, **GRID_KNOBS)
+    with pytest.raises(ValueError, match="sampling is drawn per image"):
+        _ = config.gpts
+    assert config.for_image(np.random.default_rng(0)).gpts in (128, 256)
+
+
 def test_read_out_noise_adds_its_variance() -> None:
     vacuum = torch.ones(128, 128)  # the simulation grid: 64 detector pixels of 0.2 A
     config = dataclasses.replace(SMALL, dose=(100.0, 100.0), readout_noise=(5.0, 5.0))

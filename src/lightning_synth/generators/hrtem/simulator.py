@@ -98,8 +98,10 @@ class SimulationConfig:
         detector_pixels: Image side in detector pixels.
         detector_pixel_size: Detector pixel [A] (0.2 in the study).
         sampling: Simulation sampling [A]; ``detector_pixel_size`` must be a whole multiple
-            (0.1 for speed, 0.05 for fidelity).
-        slice_thickness: Multislice slice thickness [A].
+            (0.1 for speed, 0.05 for fidelity). Several values: one is drawn per image (a
+            robustness knob: codes and users simulate at different samplings).
+        slice_thickness: Multislice slice thickness [A], or a range drawn per image (a
+            robustness knob).
         energy: Electron energy [eV].
         element: fcc metal of the particles (``"Au"``, ``"Ag"``, ...), or ``"CdSe"`` for
             wurtzite CdSe spheres (the study's second material; ``shapes`` and planar defects
@@ -124,7 +126,8 @@ class SimulationConfig:
         aberrations: Residual aberrations and partial coherence; by default from the tier.
         plasmon: Plasmon background; by default from the tier.
         mtf: Detector MTF; by default from the tier.
-        frozen_phonons: Number of frozen-phonon configurations.
+        frozen_phonons: Number of frozen-phonon configurations, or a range (inclusive)
+            drawn per image (a robustness knob).
         rms_displacement: rms thermal displacement per element [A].
         defocus: Defocus range [A] (-50..+50 nm in the study).
         cs: Spherical aberration range [A].
@@ -162,8 +165,8 @@ class SimulationConfig:
 
     detector_pixels: int = 256
     detector_pixel_size: float = 0.2
-    sampling: float = 0.1
-    slice_thickness: float = 2.0
+    sampling: float | tuple[float, ...] = 0.1
+    slice_thickness: float | Range = 2.0
     energy: float = 300e3
     element: str = "Au"
     lattice_constant: float | None = None
@@ -179,7 +182,7 @@ class SimulationConfig:
     aberrations: bool | None = None
     plasmon: bool | None = None
     mtf: bool | None = None
-    frozen_phonons: int = 8
+    frozen_phonons: int | tuple[int, int] = 8
     rms_displacement: dict[str, float] = field(
         default_factory=lambda: dict(DEFAULT_RMS_DISPLACEMENT)
     )
@@ -234,9 +237,16 @@ class SimulationConfig:
             "plasmon_mean_free_path",
         ):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
+            numbers = value if isinstance(value, tuple) else (value,)
+            if not numbers or not all(math.isfinite(v) and v > 0 for v in numbers):
                 msg = f"{name} must be a finite number > 0, got {value!r}"
                 raise ValueError(msg)
+        if isinstance(self.slice_thickness, tuple) and len(self.slice_thickness) != 2:
+            msg = (
+                "slice_thickness must be a number or a range (low, high), got "
+                f"{self.slice_thickness}"
+            )
+            raise ValueError(msg)
         if self.dose is not None and not self.dose[0] > 0:
             msg = f"dose must be a range of positive doses [e / A^2] (or None), got {self.dose}"
             raise ValueError(msg)
@@ -257,18 +267,24 @@ class SimulationConfig:
                 f"{self.zone_axis_share} and {self.mask_smoothing}"
             )
             raise ValueError(msg)
-        ratio = self.detector_pixel_size / self.sampling
-        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
-            msg = (
-                f"detector_pixel_size ({self.detector_pixel_size}) must be a whole multiple of "
-                f"sampling ({self.sampling})"
-            )
-            raise ValueError(msg)
+        for sampling in _choices(self.sampling):
+            ratio = self.detector_pixel_size / sampling
+            if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+                msg = (
+                    f"detector_pixel_size ({self.detector_pixel_size}) must be a whole multiple "
+                    f"of sampling (of each value), got {self.sampling}"
+                )
+                raise ValueError(msg)
         if self.detector_pixels < 8:
             msg = f"detector_pixels must be >= 8, got {self.detector_pixels}"
             raise ValueError(msg)
-        if self.frozen_phonons < 1:
-            msg = f"frozen_phonons must be >= 1, got {self.frozen_phonons}"
+        phonons = _choices(self.frozen_phonons)
+        ranged = isinstance(self.frozen_phonons, tuple)
+        if (ranged and len(phonons) != 2) or min(phonons) < 1 or phonons[0] > phonons[-1]:
+            msg = (
+                "frozen_phonons must be >= 1, or a range (low, high) of them, got "
+                f"{self.frozen_phonons}"
+            )
             raise ValueError(msg)
         if not 1 <= self.particles[0] <= self.particles[1]:
             msg = (
@@ -297,7 +313,7 @@ class SimulationConfig:
             raise ValueError(msg)
         for item in fields(self):
             value = getattr(self, item.name)
-            is_range = isinstance(value, tuple) and len(value) == 2
+            is_range = isinstance(value, tuple) and len(value) == 2 and item.name != "sampling"
             if is_range and all(isinstance(v, float | int) for v in value):
                 low, high = value
                 if low > high or not (math.isfinite(low) and math.isfinite(high)):
@@ -335,13 +351,48 @@ class SimulationConfig:
 
     @property
     def gpts(self) -> int:
-        """Simulation grid points per side."""
-        return round(self.extent / self.sampling)
+        """Simulation grid points per side (of one image's sampling, see :meth:`for_image`)."""
+        return round(self.extent / self._one("sampling"))
 
     @property
     def binning(self) -> int:
-        """Simulation pixels per detector pixel, per side."""
-        return round(self.detector_pixel_size / self.sampling)
+        """Simulation pixels per detector pixel, per side (of one image's sampling)."""
+        return round(self.detector_pixel_size / self._one("sampling"))
+
+    @property
+    def draws_grid(self) -> bool:
+        """Whether sampling, slice thickness or phonon count is drawn per image."""
+        return any(
+            isinstance(getattr(self, name), tuple)
+            for name in ("sampling", "slice_thickness", "frozen_phonons")
+        )
+
+    def for_image(self, knobs: np.random.Generator) -> SimulationConfig:
+        """This config with one image's sampling, slice thickness and phonon count.
+
+        Each one given as several values is drawn from ``knobs`` (the robustness knobs'
+        stream), in that order; one given as a single value is kept and draws nothing.
+        """
+        if not self.draws_grid:
+            return self
+        changes: dict[str, Any] = {}
+        if isinstance(self.sampling, tuple):
+            changes["sampling"] = float(self.sampling[int(knobs.integers(len(self.sampling)))])
+        if isinstance(self.slice_thickness, tuple):
+            changes["slice_thickness"] = _uniform(knobs, self.slice_thickness)
+        if isinstance(self.frozen_phonons, tuple):
+            low, high = self.frozen_phonons
+            changes["frozen_phonons"] = int(knobs.integers(low, high + 1))
+        return replace(self, **changes)
+
+    def _one(self, name: str) -> Any:
+        value = getattr(self, name)
+        if isinstance(value, tuple):
+            if len(value) == 1:
+                return value[0]
+            msg = f"{name} is drawn per image ({value}); take one image's with for_image()"
+            raise ValueError(msg)
+        return value
 
     def _tier_at_least(self, tier: str) -> bool:
         return FIDELITY_TIERS.index(self.fidelity) >= FIDELITY_TIERS.index(tier)
@@ -375,6 +426,10 @@ class SimulationConfig:
         return replace(
             self, fidelity=fidelity, thermal=None, aberrations=None, plasmon=None, mtf=None
         )
+
+
+def _choices(value: Any) -> tuple[Any, ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _uniform(rng: np.random.Generator, bounds: Range) -> float:
@@ -552,7 +607,7 @@ class HRTEMSimulator:
             torch.as_tensor(atoms.numbers, device=self.device),
             (c.extent, c.extent),
             (c.gpts, c.gpts),
-            c.slice_thickness,
+            c._one("slice_thickness"),
             num_slices=num_slices,
             rms_displacements=rms,
             parametrization=parametrization,
@@ -578,7 +633,7 @@ class HRTEMSimulator:
             flat = particle.copy()
             flat.positions[:, 2] = 0.0  # one slice: the whole projection
             phase = sigma * self._potential(flat, 1, False, parametrization)[0]
-            phase = gaussian_blur(phase, c.mask_smoothing / c.sampling)
+            phase = gaussian_blur(phase, c.mask_smoothing / c._one("sampling"))
             inside = torch.from_numpy(
                 ndimage.binary_fill_holes((phase > c.phase_threshold).cpu().numpy())
             ).to(device=phase.device, dtype=torch.float32)
@@ -605,15 +660,17 @@ class HRTEMSimulator:
         everything = carbon.copy()
         for particle in particles:
             everything += particle
-        num_slices = slice_count(torch.as_tensor(everything.positions), c.slice_thickness) + 1
+        step: float = c._one("slice_thickness")
+        num_slices = slice_count(torch.as_tensor(everything.positions), step) + 1
         thermal = c.thermal_model
         background = (
             self._potential(carbon, num_slices, thermal != "static", parametrization)
             if len(carbon)
             else torch.zeros((num_slices, c.gpts, c.gpts), device=self.device)
         )
-        configurations = c.frozen_phonons if thermal == "frozen_phonon" else 1
-        sampling = (c.sampling, c.sampling)
+        configurations = c._one("frozen_phonons") if thermal == "frozen_phonon" else 1
+        dx: float = c._one("sampling")
+        sampling = (dx, dx)
         plasmon_optics = replace(
             optics, focal_spread=math.hypot(optics.focal_spread, c.plasmon_defocus_spread)
         )
@@ -621,11 +678,11 @@ class HRTEMSimulator:
         # is the same for every phonon configuration: propagate it once.
         lowest = min((float(p.positions[:, 2].min()) for p in particles), default=math.inf)
         margin = 6 * max(c.rms_displacement.values(), default=0.0)
-        split = min(num_slices, max(0, math.floor((lowest - margin) / c.slice_thickness)))
+        split = min(num_slices, max(0, math.floor((lowest - margin) / step)))
         incident = None
         if split > 0:
-            incident = multislice(background[:split], c.energy, sampling, c.slice_thickness)
-        floor = split * c.slice_thickness
+            incident = multislice(background[:split], c.energy, sampling, step)
+        floor = split * step
         gpts = (c.gpts, c.gpts)
         transfer = contrast_transfer(optics, gpts, sampling, device=self.device)
         plasmon_transfer = (
@@ -653,7 +710,7 @@ class HRTEMSimulator:
             potentials.append(potential)
         stacked = torch.stack(potentials)  # (configurations, slices, gpts, gpts)
         exit_waves = (
-            multislice(stacked, c.energy, sampling, c.slice_thickness, wave=incident)
+            multislice(stacked, c.energy, sampling, step, wave=incident)
             if stacked.shape[1]
             else incident
         )
@@ -669,7 +726,7 @@ class HRTEMSimulator:
         volume = sum(len(p) for p in particles) * c.atomic_volume
         mean_thickness = float(carbon.cell.lengths()[2]) + volume / c.extent**2
         share = 1.0 - math.exp(-mean_thickness / c.plasmon_mean_free_path)
-        inelastic = gaussian_blur(inelastic, c.plasmon_blur / c.sampling)
+        inelastic = gaussian_blur(inelastic, c.plasmon_blur / dx)
         return (1 - share) * elastic + share * inelastic
 
     def detect(
@@ -771,13 +828,18 @@ class HRTEMSimulator:
         knobs = self._knobs(seed, rng)
         choices = self.config.parametrizations
         parametrization: Any = choices[int(knobs.integers(len(choices)))]
-        intensity = self.image_from_specimen(particles, carbon, optics, rng, parametrization)
-        image, detector = self.detect(intensity, rng, generator, knobs)
-        mask, instances = self.mask_from_particles(particles, parametrization)
+        config = self.config.for_image(knobs)
+        simulator = self if config is self.config else HRTEMSimulator(config, self.device)
+        intensity = simulator.image_from_specimen(particles, carbon, optics, rng, parametrization)
+        image, detector = simulator.detect(intensity, rng, generator, knobs)
+        mask, instances = simulator.mask_from_particles(particles, parametrization)
         meta = {
             "seed": seed,
             "fidelity": self.config.fidelity,
             "parametrization": parametrization,
+            "sampling": config.sampling,
+            "slice_thickness": config.slice_thickness,
+            "frozen_phonons": config.frozen_phonons,
             "thermal": self.config.thermal_model,
             "plasmon": self.config.uses_plasmon,
             "particles": specimen or [{"atoms": len(p)} for p in particles],
