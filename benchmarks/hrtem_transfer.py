@@ -126,6 +126,7 @@ CONDITIONS: dict[str, list[str]] = {
     **{name: [*SINGLE_CRYSTALS, *options] for name, options in _SINGLE_CRYSTAL_CONDITIONS.items()},
     "default": [],
     "log-dose": ["--data.simulation.dose_distribution=log_uniform"],
+    "low-dose": ["--data.simulation.dose=[50,300]"],
     "grid-knobs": GRID_KNOBS,
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
