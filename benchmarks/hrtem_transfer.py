@@ -128,6 +128,8 @@ CONDITIONS: dict[str, list[str]] = {
     "log-dose": ["--data.simulation.dose_distribution=log_uniform"],
     "low-dose": ["--data.simulation.dose=[50,300]"],
     "grid-knobs": GRID_KNOBS,
+    "sampling-knob": GRID_KNOBS[:1],
+    "slices-phonons": GRID_KNOBS[1:],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {
