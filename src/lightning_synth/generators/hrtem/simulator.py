@@ -237,7 +237,7 @@ class SimulationConfig:
             "plasmon_mean_free_path",
         ):
             value = getattr(self, name)
-            numbers = value if isinstance(value, tuple) else (value,)
+            numbers = _choices(value)
             if not numbers or not all(math.isfinite(v) and v > 0 for v in numbers):
                 msg = f"{name} must be a finite number > 0, got {value!r}"
                 raise ValueError(msg)
