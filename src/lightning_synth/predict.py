@@ -302,7 +302,8 @@ def detect_folder(
     """Detect objects in a folder of images; write COCO-format detections to ``out``.
 
     With ``annotations`` (a COCO file of those images) the images are the file's, in its
-    ids, and the detections are scored (mAP@[.5:.95], mAP@.5, mAP@.75, mAR@100).
+    ids, and the detections are scored (mAP@[.5:.95], mAP@.5, mAP@.75, mAR@100; detections
+    on the file's ``iscrowd`` regions neither count nor cost).
 
     Returns:
         The scores (empty without ``annotations``).
@@ -310,6 +311,7 @@ def detect_folder(
     from torchmetrics.detection import MeanAveragePrecision
 
     from lightning_synth.data.coco import CocoDetection, coco_detections, read_rgb
+    from lightning_synth.tasks.detection import evaluation_target
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         msg = f"batch_size must be an integer >= 1, got {batch_size!r}"
@@ -347,7 +349,8 @@ def detect_folder(
     if annotations is None:
         return {}
     metric = MeanAveragePrecision(backend="faster_coco_eval")
-    targets = [{"boxes": dataset[i]["boxes"], "labels": dataset[i]["labels"]} for _, i in items]
+    samples = (dataset[i] for _, i in items)
+    targets = [evaluation_target(s["boxes"], s["labels"], s["meta"]) for s in samples]
     metric.update(predictions, targets)
     result = metric.compute()
     return {key: float(result[key]) for key in ("map", "map_50", "map_75", "mar_100")}

@@ -41,7 +41,9 @@ def test_reads_boxes_labels_and_images(tmp_path: Path) -> None:
     assert first["image"].shape == (3, 30, 40) and first["image"].dtype == torch.float32
     assert first["boxes"].tolist() == [[2.0, 3.0, 12.0, 8.0], [0.0, 0.0, 40.0, 30.0]]
     assert first["labels"].tolist() == [1, 2]
-    assert first["meta"]["crowd"] == 1  # the crowd box is not a target
+    assert first["meta"]["crowd"] == 1  # the crowd box is not a target...
+    assert first["meta"]["crowd_boxes"] == [[5.0, 5.0, 9.0, 9.0]]  # ...but a region to ignore
+    assert first["meta"]["crowd_labels"] == [1]
     empty = data[1]  # an image without annotations: a negative
     assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,)
     pallets = CocoDetection(_coco(tmp_path), categories=["pallet"])
@@ -143,9 +145,12 @@ def test_write_coco_round_trips(tmp_path: Path) -> None:
             "labels": torch.zeros(0, dtype=torch.long),
         },
     ]
+    samples[1]["meta"] = {"crowd_boxes": [[0.0, 0.0, 3.0, 2.0]], "crowd_labels": [1]}
     path = write_coco(samples, tmp_path / "out")
     back = CocoDetection(path)
     assert len(back) == 2 and back[0]["boxes"].tolist() == [[1.0, 2.0, 5.0, 9.0]]
+    assert back[0]["meta"]["crowd_boxes"] == []
+    assert back[1]["meta"]["crowd_boxes"] == [[0.0, 0.0, 3.0, 2.0]]
     assert back[1]["boxes"].shape == (0, 4)
     assert torch.allclose(back[0]["image"], samples[0]["image"], atol=1 / 255)
 

@@ -53,13 +53,14 @@ def test_sample_contract_and_visibility_filter() -> None:
         assert all(
             f < 0.5 or min(b[2] - b[0], b[3] - b[1]) < 4
             for f, b in zip(
-                sample["meta"]["ignored_visible_fraction"],
-                sample["meta"]["ignored_boxes"],
+                sample["meta"]["crowd_visible_fraction"],
+                sample["meta"]["crowd_boxes"],
                 strict=True,
             )
         )
+        assert sample["meta"]["crowd_labels"] == [1] * len(sample["meta"]["crowd_boxes"])
         kept += len(boxes)
-        dropped += len(sample["meta"]["ignored_boxes"])
+        dropped += len(sample["meta"]["crowd_boxes"])
     assert kept > 0 and dropped > 0
 
 
@@ -198,3 +199,11 @@ def test_bad_scene_settings_are_refused(
 ) -> None:
     with pytest.raises(error, match=message):
         SceneConfig(**changes)
+
+
+def test_caches_of_the_earlier_sample_format_are_refused() -> None:
+    from lightning_synth.generators.base import generator_manifest
+
+    # Samples before format 2 listed left-out pallets as "ignored_boxes", not crowd regions.
+    manifest = generator_manifest(PalletSceneGenerator(SceneConfig(width=32, height=24)))
+    assert manifest["sample_format"] == PalletSceneGenerator.SAMPLE_FORMAT == 2

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from lightning_synth.generators.toy import render_disks
-from lightning_synth.tasks.detection import DetectionTask, draw_detections, warmup_cosine
+from lightning_synth.tasks.detection import (
+    DetectionTask,
+    draw_detections,
+    evaluation_target,
+    warmup_cosine,
+)
 
 
 def _toy_boxes(count: int, size: int = 64) -> list[dict[str, torch.Tensor]]:
@@ -107,3 +112,30 @@ def test_boxes_are_drawn_in_their_colours_even_below_a_pixel() -> None:
 def test_bad_arguments_name_themselves(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DetectionTask(model=kwargs.pop("model", "fasterrcnn_mobilenet_v3_large_320_fpn"), **kwargs)
+
+
+def test_detections_on_crowd_regions_neither_count_nor_cost() -> None:
+    from torchmetrics.detection import MeanAveragePrecision
+
+    found = {
+        "boxes": torch.tensor([[0.0, 0.0, 50.0, 20.0], [100.0, 100.0, 140.0, 120.0]]),
+        "scores": torch.tensor([0.6, 0.9]),  # the higher score is on the crowd region
+        "labels": torch.tensor([1, 1]),
+    }
+    boxes, labels = torch.tensor([[0.0, 0.0, 50.0, 20.0]]), torch.tensor([1])
+    scores = {}
+    for crowd in ([], [[100.0, 100.0, 140.0, 120.0]]):
+        metric = MeanAveragePrecision(box_format="xyxy", backend="faster_coco_eval")
+        meta = {"crowd_boxes": crowd, "crowd_labels": [1] * len(crowd)}
+        metric.update([found], [evaluation_target(boxes, labels, meta)])
+        scores[len(crowd)] = float(metric.compute()["map_50"])
+    assert scores[0] == pytest.approx(0.5) and scores[1] == pytest.approx(1.0)
+
+
+def test_crowd_regions_need_their_labels() -> None:
+    with pytest.raises(ValueError, match="2 crowd_boxes but 1 crowd_labels"):
+        evaluation_target(
+            torch.zeros(0, 4),
+            torch.zeros(0, dtype=torch.long),
+            {"crowd_boxes": [[0, 0, 1, 1], [2, 2, 3, 3]], "crowd_labels": [1]},
+        )

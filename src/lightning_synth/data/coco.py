@@ -65,7 +65,8 @@ class CocoDetection(Dataset[dict[str, Any]]):
     Every problem is reported with the file, the image or annotation id and the value: an
     empty file (no images), a missing image, a box outside its image or of no area, an
     annotation of an unknown category or image. Crowd annotations (``iscrowd: 1``) are left
-    out of the targets and counted in ``meta``.
+    out of the targets and listed in ``meta`` (``crowd``, ``crowd_boxes`` xyxy in the file's
+    image frame, ``crowd_labels``); evaluation ignores detections on them, as COCO does.
 
     Args:
         annotations: The COCO JSON file.
@@ -153,7 +154,8 @@ class CocoDetection(Dataset[dict[str, Any]]):
                     "height": int(height),
                     "boxes": [],
                     "labels": [],
-                    "crowd": 0,
+                    "crowd_boxes": [],
+                    "crowd_labels": [],
                 }
             )
         for annotation in content.get("annotations", []):
@@ -215,11 +217,9 @@ class CocoDetection(Dataset[dict[str, Any]]):
             raise ValueError(msg)
         if category not in label_of:
             return  # a category the caller did not ask for
-        if annotation.get("iscrowd", 0):
-            image["crowd"] += 1
-            return
-        image["boxes"].append([x, y, x + w, y + h])
-        image["labels"].append(label_of[category])
+        kind = "crowd_" if annotation.get("iscrowd", 0) else ""
+        image[f"{kind}boxes"].append([x, y, x + w, y + h])
+        image[f"{kind}labels"].append(label_of[category])
 
     def __len__(self) -> int:
         return len(self.images)
@@ -243,7 +243,9 @@ class CocoDetection(Dataset[dict[str, Any]]):
             "meta": {
                 "image_id": entry["id"],
                 "file_name": entry["path"].name,
-                "crowd": entry["crowd"],
+                "crowd": len(entry["crowd_boxes"]),
+                "crowd_boxes": entry["crowd_boxes"],
+                "crowd_labels": entry["crowd_labels"],
             },
         }
 
@@ -256,7 +258,9 @@ def write_coco(
 ) -> Path:
     """Write detection samples as PNG images plus a COCO annotation file in ``folder``.
 
-    Labels 1..K map to ``categories`` (category ids 1..K). Returns the annotation file.
+    Labels 1..K map to ``categories`` (category ids 1..K); crowd regions a sample lists in
+    ``meta["crowd_boxes"]`` and ``meta["crowd_labels"]`` are written with ``iscrowd: 1``.
+    Returns the annotation file.
     """
     from PIL import Image
 
@@ -272,7 +276,13 @@ def write_coco(
         images.append(
             {"id": number, "file_name": name, "width": array.shape[1], "height": array.shape[0]}
         )
-        for box, label in zip(sample["boxes"].tolist(), sample["labels"].tolist(), strict=True):
+        meta = sample.get("meta", {})
+        objects = [
+            (box, label, 0)
+            for box, label in zip(sample["boxes"].tolist(), sample["labels"].tolist(), strict=True)
+        ]
+        crowd = zip(meta.get("crowd_boxes", []), meta.get("crowd_labels", []), strict=True)
+        for box, label, is_crowd in objects + [(box, label, 1) for box, label in crowd]:
             x0, y0, x1, y1 = box
             annotations.append(
                 {
@@ -281,7 +291,7 @@ def write_coco(
                     "category_id": int(label),
                     "bbox": [x0, y0, x1 - x0, y1 - y0],
                     "area": (x1 - x0) * (y1 - y0),
-                    "iscrowd": 0,
+                    "iscrowd": is_crowd,
                 }
             )
     content = {

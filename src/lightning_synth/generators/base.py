@@ -69,13 +69,16 @@ def generator_manifest(generator: Any) -> dict[str, Any]:
     the generator itself when it is one) as a dict. Settings that the config class names in
     a ``LATER_SETTINGS`` class attribute are left out while at their default: they were
     added with a default that keeps the earlier behaviour, so caches rendered before them
-    stay valid.
+    stay valid. A generator whose samples changed form (not their content's settings) says so
+    in a ``SAMPLE_FORMAT`` class attribute, recorded when present, so older caches are refused.
     """
     import dataclasses
 
     # Functions and classes carry their own name; an instance is named by its class.
     target = generator if hasattr(generator, "__qualname__") else type(generator)
     record: dict[str, Any] = {"generator": f"{target.__module__}.{target.__qualname__}"}
+    if hasattr(target, "SAMPLE_FORMAT"):
+        record["sample_format"] = target.SAMPLE_FORMAT
     config = getattr(generator, "config", None)
     if config is None and dataclasses.is_dataclass(generator) and not isinstance(generator, type):
         config = generator

@@ -2,7 +2,10 @@
 
 Metrics per named validation and test set: COCO mAP@[.5:.95], mAP@.5, mAP@.75 and mAR@100
 from torchmetrics' ``MeanAveragePrecision`` (the faster_coco_eval backend), logged as
-``val/<set>/map``, ``val/<set>/map_50`` ... at the end of each evaluation epoch.
+``val/<set>/map``, ``val/<set>/map_50`` ... at the end of each evaluation epoch. Objects
+that a sample lists as crowd regions (``meta["crowd_boxes"]`` and ``meta["crowd_labels"]``:
+the warehouse generator's pallets below its visibility rule, a COCO file's ``iscrowd``
+annotations) are scored as COCO does: a detection matched to one neither counts nor costs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,39 @@ from lightning_synth.tasks.base import BaseTask
 
 #: The scalar entries of MeanAveragePrecision's result that are logged.
 LOGGED_METRICS = ("map", "map_50", "map_75", "mar_100")
+
+
+def evaluation_target(
+    boxes: torch.Tensor, labels: torch.Tensor, meta: Mapping[str, Any] | None = None
+) -> dict[str, torch.Tensor]:
+    """An image's target for ``MeanAveragePrecision``: its objects plus its crowd regions.
+
+    Crowd regions come from ``meta["crowd_boxes"]`` (xyxy, in the unaugmented image's
+    frame, so evaluation sets only) with ``meta["crowd_labels"]``, and get ``iscrowd`` 1.
+
+    Example:
+        >>> target = evaluation_target(torch.tensor([[0.0, 0, 8, 4]]), torch.tensor([1]),
+        ...                            {"crowd_boxes": [[10, 10, 12, 11]], "crowd_labels": [1]})
+        >>> target["boxes"].shape, target["iscrowd"].tolist()
+        (torch.Size([2, 4]), [0, 1])
+    """
+    crowd_boxes = (meta or {}).get("crowd_boxes", [])
+    crowd_labels = (meta or {}).get("crowd_labels", [])
+    if len(crowd_boxes) != len(crowd_labels):
+        msg = (
+            f"meta lists {len(crowd_boxes)} crowd_boxes but {len(crowd_labels)} crowd_labels; "
+            "every crowd region needs its label"
+        )
+        raise ValueError(msg)
+    crowd = torch.as_tensor(crowd_boxes, dtype=boxes.dtype, device=boxes.device).reshape(-1, 4)
+    flags = torch.cat([torch.zeros(len(boxes)), torch.ones(len(crowd))]).to(boxes.device)
+    return {
+        "boxes": torch.cat([boxes, crowd]),
+        "labels": torch.cat(
+            [labels, torch.as_tensor(crowd_labels, dtype=labels.dtype, device=labels.device)]
+        ),
+        "iscrowd": flags.to(torch.int64),
+    }
 
 
 class DetectionTask(BaseTask):
@@ -174,7 +210,12 @@ class DetectionTask(BaseTask):
     def evaluation_step(
         self, batch: Mapping[str, Any], metrics: MetricCollection, stage: str, name: str
     ) -> None:
-        metrics.update(self(batch["image"]), self._targets(batch))
+        metas = batch.get("meta") or [None] * len(batch["boxes"])
+        targets = [
+            evaluation_target(boxes, labels, meta)
+            for boxes, labels, meta in zip(batch["boxes"], batch["labels"], metas, strict=True)
+        ]
+        metrics.update(self(batch["image"]), targets)
 
     @override
     def predict_step(

@@ -4,7 +4,9 @@
 ``numpy.random.Generator`` per sample, so any worker or rank gets the same sample for the
 same index), renders it, and keeps the pallets that are visible enough: a pallet whose
 visible fraction is below ``min_visible_fraction``, or whose box is narrower or lower than
-``min_box_side`` pixels, is left out of the targets and listed in ``meta["ignored_boxes"]``.
+``min_box_side`` pixels, is left out of the targets and listed in ``meta["crowd_boxes"]``:
+evaluation treats those boxes as COCO crowd regions (a detection on one neither counts nor
+costs), so the rule decides what is a pallet to find the same way in training and scoring.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class PalletSceneGenerator:
         (torch.Size([3, 72, 96]), 4, torch.int64)
     """
 
+    #: 2: the pallets the visibility rule leaves out are crowd regions (``crowd_boxes``).
+    SAMPLE_FORMAT = 2
+
     def __init__(
         self,
         config: SceneConfig | Realism = "realistic",
@@ -64,7 +69,8 @@ class PalletSceneGenerator:
             ``image`` (3, H, W) float32 in [0, 1], ``boxes`` (N, 4) xyxy pixels (x1, y1
             exclusive), ``labels`` (N,) int64, ``visible_fraction`` (N,), ``masks``
             (N, H, W) bool when asked for, and ``meta`` (the scene's settings and the
-            ignored boxes).
+            pallets the rule leaves out: ``crowd_boxes``, ``crowd_labels``,
+            ``crowd_visible_fraction``).
         """
         if index < 0:
             msg = f"index must be >= 0, got {index}"
@@ -93,8 +99,9 @@ class PalletSceneGenerator:
         sample["meta"] = {
             "seed": int(seed),
             "index": int(index),
-            "ignored_boxes": boxes[~keep].tolist(),
-            "ignored_visible_fraction": fraction[~keep].tolist(),
+            "crowd_boxes": boxes[~keep].tolist(),
+            "crowd_labels": [PALLET_LABEL] * int((~keep).sum()),
+            "crowd_visible_fraction": fraction[~keep].tolist(),
             **scene.meta,
         }
         return sample

@@ -28,8 +28,8 @@ from lightning_synth.generators.warehouse.standins import (
 
 
 def draw_boxes(sample: dict, width: int = 2) -> Image.Image:
-    """The sample's image with its kept (green) and ignored (yellow) boxes drawn."""
-    ignored = sample["meta"].get("ignored_boxes", [])
+    """The sample's image with its kept (green) and crowd (yellow) boxes drawn."""
+    ignored = sample["meta"].get("crowd_boxes", [])
     layers = [(ignored, (255, 220, 0), 1), (sample["boxes"], (0, 255, 64), width)]
     return Image.fromarray(drawing.draw_boxes(sample["image"], layers))
 
