@@ -17,16 +17,16 @@ def quiet_trainer(root: Any, max_epochs: int, callbacks: list | None = None, **k
     from lightning.pytorch import Trainer
 
     kwargs.setdefault("enable_checkpointing", False)
+    kwargs.setdefault("logger", False)
+    kwargs.setdefault("num_sanity_val_steps", 0)
     return Trainer(
         default_root_dir=root,
         max_epochs=max_epochs,
         callbacks=callbacks or [],
         accelerator="cpu",
         devices=1,
-        logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        num_sanity_val_steps=0,
         **kwargs,
     )
 
