@@ -56,7 +56,7 @@ import numpy as np
 SEED = 9_120_011
 SIZE = 80
 WIDTH, HEIGHT = 480, 360
-SAMPLES = 48
+SAMPLES = 32
 #: Where the set lives: committed, rebuilt in place by ``render``.
 SET_FOLDER = Path(__file__).parent / "data" / "pallet_independent"
 #: The set's version, in its manifest: scores of another version are not comparable.
@@ -1176,7 +1176,7 @@ def render_one(
     scene = mi.load_dict(
         {
             "type": "scene",
-            "integrator": {"type": "path", "max_depth": 5},
+            "integrator": {"type": "path", "max_depth": 4},
             "sensor": sensor(case, samples),
             **builder.shapes,
         }
