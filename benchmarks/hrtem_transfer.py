@@ -89,6 +89,9 @@ CROP192 = ["--data.train_crop=192", *WIDE]
 #: Brings back single crystals only (spheres and Wulff shapes; the default's before the
 #: multiply twinned particles), for the conditions measured against that default.
 SINGLE_CRYSTALS = ["--data.simulation.shapes=[sphere,wulff]"]
+#: Brings back the training doses of 100-1200 e/A^2 (every default's until the default trained
+#: at 50-300), for the conditions measured with them.
+DOSE_100_1200 = ["--data.simulation.dose=[100,1200]"]
 _SINGLE_CRYSTAL_CONDITIONS: dict[str, list[str]] = {
     "before": [
         "--data.simulation.detector_pixels=128",
@@ -123,20 +126,26 @@ _SINGLE_CRYSTAL_CONDITIONS: dict[str, list[str]] = {
     "single-crystals": [],
 }
 CONDITIONS: dict[str, list[str]] = {
-    **{name: [*SINGLE_CRYSTALS, *options] for name, options in _SINGLE_CRYSTAL_CONDITIONS.items()},
+    **{
+        name: [*SINGLE_CRYSTALS, *DOSE_100_1200, *options]
+        for name, options in _SINGLE_CRYSTAL_CONDITIONS.items()
+    },
     "default": [],
-    "log-dose": ["--data.simulation.dose_distribution=log_uniform"],
+    "log-dose": ["--data.simulation.dose_distribution=log_uniform", *DOSE_100_1200],
     "low-dose": ["--data.simulation.dose=[50,300]"],
-    "grid-knobs": GRID_KNOBS,
-    "sampling-knob": GRID_KNOBS[:1],
-    "slices-phonons": GRID_KNOBS[1:],
+    "grid-knobs": [*GRID_KNOBS, *DOSE_100_1200],
+    "sampling-knob": [*GRID_KNOBS[:1], *DOSE_100_1200],
+    "slices-phonons": [*GRID_KNOBS[1:], *DOSE_100_1200],
 }
 TIERS = ("basic", "thermal", "aberrations", "plasmon")
 STUDIES: dict[str, dict[str, list[str]]] = {
     "robustness": CONDITIONS,
     "fidelity": {
-        **{tier: [*SINGLE_CRYSTALS, f"--data.simulation.fidelity={tier}"] for tier in TIERS},
-        "single-crystals": SINGLE_CRYSTALS,
+        **{
+            tier: [*SINGLE_CRYSTALS, *DOSE_100_1200, f"--data.simulation.fidelity={tier}"]
+            for tier in TIERS
+        },
+        "single-crystals": [*SINGLE_CRYSTALS, *DOSE_100_1200],
     },
     "noise": {
         "noiseless": [
@@ -144,13 +153,18 @@ STUDIES: dict[str, dict[str, list[str]]] = {
             "--data.simulation.dose=null",
             "--data.simulation.readout_noise=[0,0]",
         ],
-        "single-crystals": SINGLE_CRYSTALS,
+        "single-crystals": [*SINGLE_CRYSTALS, *DOSE_100_1200],
         "dose-50-300": [*SINGLE_CRYSTALS, "--data.simulation.dose=[50,300]"],
     },
     "material": {
-        "cdse": ["--data.simulation.element=CdSe"],
-        "cdse-crop192": ["--data.simulation.element=CdSe", *CROP192],
-        "cdse-one-pixel-size": ["--data.simulation.element=CdSe", *ONE_PIXEL_SIZE, *CROP128],
+        "cdse": ["--data.simulation.element=CdSe", *DOSE_100_1200],
+        "cdse-crop192": ["--data.simulation.element=CdSe", *DOSE_100_1200, *CROP192],
+        "cdse-one-pixel-size": [
+            "--data.simulation.element=CdSe",
+            *DOSE_100_1200,
+            *ONE_PIXEL_SIZE,
+            *CROP128,
+        ],
     },
 }
 #: The cross-simulator set each condition is scored on (default: Au).
