@@ -11,7 +11,8 @@ best checkpoint is scored on the cross-simulator set of ``benchmarks/hrtem_cross
 (render it first), as abTEM made it and with a camera's defects added, and those scores join
 the record. The ``robustness`` study, from the default before this study to the default now
 (every condition up to ``single-crystals`` draws single crystals only, spheres and Wulff
-shapes, as the defaults of its time did):
+shapes, as the defaults of its time did, and every condition but ``default`` trains at
+100-1200 e/A^2, as every default did before it):
 
 - ``before``: 25.6 A fields, one 1.5-2.2 nm particle on 2-5 nm of carbon, 8 frozen phonons,
   400 whole fields, min-max normalisation, 12 epochs.
@@ -33,10 +34,15 @@ shapes, as the defaults of its time did):
   rate decayed x0.64 per epoch (the same steps and schedule).
 - ``single-crystals``: the half-width decoder on whole 256-pixel fields, of single
   crystals.
-- ``default``: the recipe's default, ``single-crystals`` with multiply twinned particles
-  (Ino decahedra, Mackay icosahedra) among the shapes, a quarter each.
-- ``log-dose``: the default with the training doses drawn uniformly in log dose (the same
-  fields, the same 100-1200 e/A^2, more of them at low dose).
+- ``dose-100-1200``: ``single-crystals`` with multiply twinned particles (Ino decahedra,
+  Mackay icosahedra) among the shapes, a quarter each; the default until it trained at low
+  dose.
+- ``log-dose``: ``dose-100-1200`` with the training doses drawn uniformly in log dose (the
+  same fields, the same 100-1200 e/A^2, more of them at low dose).
+- ``default``: the recipe's default, ``dose-100-1200`` trained at 50-300 e/A^2.
+- ``grid-knobs``: ``dose-100-1200`` with the numerics drawn per image (sampling 0.05 or
+  0.1 A, slices of 1-2.5 A, 2-8 frozen phonons); ``sampling-knob`` and ``slices-phonons``
+  draw the first or the other two only.
 
 The ``fidelity`` study trains ``single-crystals`` at each tier below ``full`` (``basic``,
 ``thermal``, ``aberrations``, ``plasmon``; ``full`` is ``single-crystals``), and the
@@ -130,9 +136,9 @@ CONDITIONS: dict[str, list[str]] = {
         name: [*SINGLE_CRYSTALS, *DOSE_100_1200, *options]
         for name, options in _SINGLE_CRYSTAL_CONDITIONS.items()
     },
-    "default": [],
+    "dose-100-1200": DOSE_100_1200,
     "log-dose": ["--data.simulation.dose_distribution=log_uniform", *DOSE_100_1200],
-    "low-dose": ["--data.simulation.dose=[50,300]"],
+    "default": [],
     "grid-knobs": [*GRID_KNOBS, *DOSE_100_1200],
     "sampling-knob": [*GRID_KNOBS[:1], *DOSE_100_1200],
     "slices-phonons": [*GRID_KNOBS[1:], *DOSE_100_1200],
