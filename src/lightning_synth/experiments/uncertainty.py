@@ -44,7 +44,10 @@ class Matches:
         score: Score of each detection, ``(D,)``.
         matched: Whether each detection is a true positive at each of ``IOU_THRESHOLDS``,
             ``(D, 10)``.
-        ground_truth: Ground-truth boxes per image and category, ``(images, categories)``.
+        ignored: Whether each detection fell on a crowd region instead (then it neither
+            counts nor costs, as in COCO), ``(D, 10)``.
+        ground_truth: Ground-truth boxes per image and category (crowd regions left out),
+            ``(images, categories)``.
         categories: The category of each column of ``ground_truth``.
     """
 
@@ -52,6 +55,7 @@ class Matches:
     label: np.ndarray
     score: np.ndarray
     matched: np.ndarray
+    ignored: np.ndarray
     ground_truth: np.ndarray
     categories: tuple[int, ...]
 
@@ -61,17 +65,24 @@ class Matches:
         return int(self.ground_truth.shape[0])
 
 
-def _match_image(ious: np.ndarray) -> np.ndarray:
-    """COCO's greedy matching in one image and category: ``(D, 10)`` true positives.
+def _match_image(ious: np.ndarray, crowd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's greedy matching in one image and category: ``(D, 10)`` hits and ignores.
 
-    ``ious`` is ``(D, G)`` with detections sorted by descending score.
+    ``ious`` is ``(D, G)`` against the boxes to find, ``crowd`` ``(D, C)`` against the crowd
+    regions (COCO's overlap for those: the intersection over the detection's own area), with
+    detections sorted by descending score. A detection takes the best free box it overlaps
+    enough; failing one, it is ignored if it overlaps a crowd region enough (any number of
+    detections may fall on one).
     """
     detections, truths = ious.shape
     matched = np.zeros((detections, len(IOU_THRESHOLDS)), dtype=bool)
+    ignored = np.zeros_like(matched)
+    best_crowd = crowd.max(axis=1) if crowd.shape[1] else np.zeros(detections)
     for t, threshold in enumerate(IOU_THRESHOLDS):
         taken = np.zeros(truths, dtype=bool)
+        floor = min(threshold, 1 - 1e-10)
         for d in range(detections):
-            best, match = min(threshold, 1 - 1e-10), -1
+            best, match = floor, -1
             for g in range(truths):
                 # COCO: skip matched boxes; ties go to the later box.
                 if taken[g] or ious[d, g] < best:
@@ -80,7 +91,18 @@ def _match_image(ious: np.ndarray) -> np.ndarray:
             if match >= 0:
                 taken[match] = True
                 matched[d, t] = True
-    return matched
+            elif best_crowd[d] >= floor:
+                ignored[d, t] = True
+    return matched, ignored
+
+
+def _crowd_overlap(boxes: torch.Tensor, regions: torch.Tensor) -> np.ndarray:
+    """``(D, C)`` intersection of each box with each region over the box's own area."""
+    low = torch.maximum(boxes[:, None, :2], regions[None, :, :2])
+    high = torch.minimum(boxes[:, None, 2:], regions[None, :, 2:])
+    intersection = (high - low).clamp(min=0).prod(dim=2)
+    area = (boxes[:, 2:] - boxes[:, :2]).prod(dim=1)
+    return (intersection / area[:, None]).numpy()
 
 
 def match_detections(
@@ -92,7 +114,9 @@ def match_detections(
 
     Args:
         predictions: Per image, ``boxes`` ``(N, 4)``, ``scores`` ``(N,)``, ``labels`` ``(N,)``.
-        targets: Per image, ``boxes`` ``(M, 4)`` and ``labels`` ``(M,)``.
+        targets: Per image, ``boxes`` ``(M, 4)`` and ``labels`` ``(M,)``, and optionally
+            ``iscrowd`` ``(M,)``: crowd regions, as
+            :func:`~lightning_synth.tasks.detection.evaluation_target` gives them.
         max_detections: COCO's ``maxDets``: the highest-scoring this many per image and
             category are kept.
 
@@ -111,10 +135,15 @@ def match_detections(
     )
     column = {c: k for k, c in enumerate(categories)}
     ground_truth = np.zeros((len(targets), len(categories)), dtype=np.int64)
-    image, label, score, matched = [], [], [], []
+    image, label, score, matched, ignored = [], [], [], [], []
     for i, (found, truth) in enumerate(zip(predictions, targets, strict=True)):
+        crowd = truth.get("iscrowd")
+        crowd = torch.zeros(len(truth["labels"]), dtype=torch.bool) if crowd is None else crowd
+        crowd = crowd.bool()
         for category in categories:
-            truth_boxes = truth["boxes"][truth["labels"] == category].double()
+            of_category = truth["labels"] == category
+            truth_boxes = truth["boxes"][of_category & ~crowd].double()
+            regions = truth["boxes"][of_category & crowd].double()
             ground_truth[i, column[category]] = len(truth_boxes)
             keep = found["labels"] == category
             scores = found["scores"][keep].double()
@@ -122,26 +151,32 @@ def match_detections(
             if len(order) == 0:
                 continue
             boxes = found["boxes"][keep].double()[torch.from_numpy(order)]
-            ious = box_iou(boxes, truth_boxes).numpy()
+            hits, misses = _match_image(
+                box_iou(boxes, truth_boxes).numpy(), _crowd_overlap(boxes, regions)
+            )
             image.append(np.full(len(order), i))
             label.append(np.full(len(order), category))
             score.append(scores.numpy()[order])
-            matched.append(_match_image(ious))
+            matched.append(hits)
+            ignored.append(misses)
     if image:
         return Matches(
             np.concatenate(image),
             np.concatenate(label),
             np.concatenate(score),
             np.concatenate(matched),
+            np.concatenate(ignored),
             ground_truth,
             tuple(categories),
         )
     empty = np.zeros(0)
+    none = np.zeros((0, len(IOU_THRESHOLDS)), dtype=bool)
     return Matches(
         empty.astype(np.int64),
         empty.astype(np.int64),
         empty,
-        np.zeros((0, len(IOU_THRESHOLDS)), dtype=bool),
+        none,
+        none.copy(),
         ground_truth,
         tuple(categories),
     )
@@ -173,10 +208,11 @@ def average_precision(matches: Matches, weights: np.ndarray | None = None) -> np
         pick = (matches.label == category) & (weights[matches.image] > 0)
         # COCO ranks a category's detections by score with a stable sort, in image order.
         order = np.lexsort((matches.image[pick], -matches.score[pick]))
-        weight = weights[matches.image[pick]][order]
+        # A detection on a crowd region weighs nothing at that threshold: COCO drops it.
+        weight = weights[matches.image[pick]][order][:, None] * ~matches.ignored[pick][order]
         hits = matches.matched[pick][order]
-        true_positives = np.cumsum(weight[:, None] * hits, axis=0)
-        false_positives = np.cumsum(weight[:, None] * ~hits, axis=0)
+        true_positives = np.cumsum(weight * hits, axis=0)
+        false_positives = np.cumsum(weight * ~hits, axis=0)
         recall = true_positives / positives
         precision = true_positives / (true_positives + false_positives + np.spacing(1))
         # The precision envelope: the best precision at this recall or any higher one.
