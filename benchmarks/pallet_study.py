@@ -121,7 +121,7 @@ def main() -> None:
 def test_predictions(checkpoint: Path, config: Path) -> dict[str, tuple[list, list]]:
     """Detections of ``checkpoint`` on each test set of the run's ``config``, with the truth."""
     from lightning_synth.data.pallets import PalletDataModule
-    from lightning_synth.tasks.detection import DetectionTask
+    from lightning_synth.tasks.detection import DetectionTask, evaluation_target
 
     data = yaml.safe_load(config.read_text())["data"]
     datamodule = PalletDataModule(**{**data, "num_workers": 0})
@@ -135,8 +135,8 @@ def test_predictions(checkpoint: Path, config: Path) -> dict[str, tuple[list, li
             with torch.no_grad():
                 found += [{k: v.cpu() for k, v in p.items()} for p in task(batch["image"])]
             truth += [
-                {"boxes": b, "labels": lab}
-                for b, lab in zip(batch["boxes"], batch["labels"], strict=True)
+                evaluation_target(b, lab, meta)  # crowd regions included
+                for b, lab, meta in zip(batch["boxes"], batch["labels"], batch["meta"], strict=True)
             ]
         sets[name] = (found, truth)
     return sets
