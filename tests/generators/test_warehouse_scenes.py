@@ -191,6 +191,12 @@ def test_preview_command_writes_a_grid(tmp_path: Path) -> None:
         ({"fov": (40.0, 200.0)}, ValueError, r"fov must lie in \(0, 180\)"),
         ({"noise": (-0.1, 0.0)}, ValueError, "noise must be a range of values >= 0"),
         ({"min_box_side": -1.0}, ValueError, "min_box_side must be >= 0"),
+        ({"floor_view_share": 1.5}, ValueError, r"floor_view_share must be in \[0, 1\]"),
+        (
+            {"floor_view_distance": (0.0, 2.0)},
+            ValueError,
+            "floor_view_distance must be a range of positive values",
+        ),
         ({"camera_height": ("1", 2.0)}, TypeError, "camera_height must be a number or a range"),
     ],
 )
@@ -207,3 +213,24 @@ def test_caches_of_the_earlier_sample_format_are_refused() -> None:
     # Samples before format 2 listed left-out pallets as "ignored_boxes", not crowd regions.
     manifest = generator_manifest(PalletSceneGenerator(SceneConfig(width=32, height=24)))
     assert manifest["sample_format"] == PalletSceneGenerator.SAMPLE_FORMAT == 2
+
+
+def test_floor_views_show_fewer_larger_pallets_and_leave_other_scenes_alone() -> None:
+    from lightning_synth.generators.base import generator_manifest
+
+    base = standin_config("id", width=96, height=72)
+    close = dataclasses.replace(base, floor_view_share=1.0, floor_view_distance=(1.2, 2.5))
+    areas: dict[float, list[float]] = {0.0: [], 1.0: []}
+    for config in (base, close):
+        generator = PalletSceneGenerator(config)
+        for index in range(12):
+            sample = generator(0, index)
+            scene = draw_scene(config, np.random.default_rng([0, index]))
+            if config.floor_view_share:  # on the floor, never from the ceiling
+                assert scene.camera.position[2] <= config.camera_height[1] + 1e-6
+            boxes = sample["boxes"]
+            areas[config.floor_view_share] += ((boxes[:, 2:] - boxes[:, :2]).prod(1)).tolist()
+    assert np.median(areas[1.0]) > 2 * np.median(areas[0.0])
+    # At the default share the knob draws nothing and stays out of cache manifests.
+    assert "floor_view_share" not in generator_manifest(PalletSceneGenerator(base))["config"]
+    assert generator_manifest(PalletSceneGenerator(close))["config"]["floor_view_share"] == 1.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -41,6 +41,9 @@ LightModel = Literal["ceiling", "random"]
 @dataclass(frozen=True)
 class SceneConfig:
     """Every knob of a warehouse scene; ranges are sampled uniformly per image.
+
+    Settings added later with a default that keeps earlier scenes are listed in
+    ``LATER_SETTINGS`` (left out of cache manifests while at their default).
 
     Args:
         width: Image width [pixels].
@@ -75,6 +78,11 @@ class SceneConfig:
         ceiling_camera_share: Share of images seen from a ceiling camera instead.
         ceiling_camera_height: Ceiling camera height range [m].
         camera_distance: Range of distances from the camera to the pallet it aims at [m].
+        floor_view_share: Share of images whose camera aims at a stack on the floor from
+            ``floor_view_distance`` away (a forklift approaching a load, a person with a
+            handheld camera): a few large pallets in view rather than racks full of small
+            ones. At 0 (the default) no image draws it and scenes are as before it existed.
+        floor_view_distance: Range of distances of those floor views [m].
         max_pitch: Largest angle [degrees] a forklift-height camera looks up or down (the
             aim point moves to respect it); ceiling cameras look 10-75 degrees down.
         fov: Horizontal field of view range [degrees].
@@ -89,6 +97,8 @@ class SceneConfig:
         min_box_side: Pallets whose box is narrower or lower than this [pixels] are dropped
             too.
     """
+
+    LATER_SETTINGS: ClassVar[tuple[str, ...]] = ("floor_view_share", "floor_view_distance")
 
     width: int = 640
     height: int = 480
@@ -119,6 +129,8 @@ class SceneConfig:
     ceiling_camera_share: float = 0.15
     ceiling_camera_height: Range = (4.0, 7.0)
     camera_distance: Range = (2.5, 9.0)
+    floor_view_share: float = 0.0
+    floor_view_distance: Range = (1.2, 4.0)
     max_pitch: float = 30.0
     fov: Range = (55.0, 80.0)
     yaw_jitter: float = 0.15
@@ -160,7 +172,8 @@ class SceneConfig:
             ) and value[0] > value[1]:
                 msg = f"{item.name} must be a range (low, high) with low <= high, got {value}"
                 raise ValueError(msg)
-        for name in ("rack_fill", "load_share", "wrapped_share", "ceiling_camera_share"):
+        shares = ("rack_fill", "load_share", "wrapped_share", "ceiling_camera_share")
+        for name in (*shares, "floor_view_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 msg = f"{name} must be in [0, 1], got {getattr(self, name)}"
                 raise ValueError(msg)
@@ -173,6 +186,7 @@ class SceneConfig:
         # Lengths, heights and angles that must be positive, and ranges that may start at 0.
         positive = (
             "camera_distance",
+            "floor_view_distance",
             "camera_height",
             "ceiling_camera_height",
             "room_height",
@@ -368,6 +382,7 @@ def draw_scene(config: SceneConfig, rng: np.random.Generator) -> Scene:
     # The camera stands in an aisle along x, looking roughly along +x.
     aisle_y = float(rng.uniform(-breadth / 4, breadth / 4))
     targets: list[np.ndarray] = []
+    floor_targets: list[np.ndarray] = []
     if config.layout == "racks":
         rack_color = _rack_materials(palette, config, rng)
         for side in (-1, 1):
@@ -386,10 +401,11 @@ def draw_scene(config: SceneConfig, rng: np.random.Generator) -> Scene:
             yaw = float(rng.uniform(0, 2 * math.pi))
         count = _integer(rng, config.stack_height)
         add_stack(np.array([x, y, 0.0]), yaw, count, 2.0)
-        targets.append(np.array([x, y, 0.1 + PALLET_HEIGHT * count / 2]))
+        floor_targets.append(np.array([x, y, 0.1 + PALLET_HEIGHT * count / 2]))
+    targets += floor_targets
     _add_distractors(boxes, rng, config, palette, room, aisle_y)
 
-    camera = _draw_camera(config, rng, targets, aisle_y, room)
+    camera = _draw_camera(config, rng, targets, aisle_y, room, floor_targets)
     lights, ambient = _draw_lights(config, rng, room, camera)
     boxes.drop_near(camera.position, margin=0.3)
     effects = CameraEffects(
@@ -560,17 +576,22 @@ def _draw_camera(
     targets: list[np.ndarray],
     aisle_y: float,
     room: tuple[float, ...],
+    floor_targets: list[np.ndarray] | None = None,
 ) -> Camera:
-    """A camera in the aisle, aimed near a random pallet (or down the aisle)."""
-    target = (
-        targets[int(rng.integers(len(targets)))].copy()
-        if targets
-        else np.array([8.0, aisle_y, 0.5])
+    """A camera in the aisle, aimed near a random pallet (or down the aisle).
+
+    A floor view (``floor_view_share``) aims at a floor stack from close by, never from the
+    ceiling; with the share at 0 nothing is drawn for it.
+    """
+    floor_view = bool(
+        floor_targets and config.floor_view_share > 0 and rng.random() < config.floor_view_share
     )
+    pool = floor_targets if floor_view and floor_targets else targets
+    target = pool[int(rng.integers(len(pool)))].copy() if pool else np.array([8.0, aisle_y, 0.5])
     target = target + rng.normal(0.0, config.aim_jitter, 3) * np.array([1.0, 1.0, 0.5])
     target[2] = max(target[2], 0.05)
-    distance = _uniform(rng, config.camera_distance)
-    ceiling = rng.random() < config.ceiling_camera_share
+    distance = _uniform(rng, config.floor_view_distance if floor_view else config.camera_distance)
+    ceiling = (rng.random() < config.ceiling_camera_share) and not floor_view
     height = _uniform(rng, config.ceiling_camera_height if ceiling else config.camera_height)
     height = min(height, room[4] - 0.5)
     heading = math.pi + float(rng.normal(0.0, 0.35))  # from the target back towards -x
@@ -581,8 +602,11 @@ def _draw_camera(
         y = float(np.clip(y, aisle_y - 1.0, aisle_y + 1.0))  # stay in the aisle
     if abs(x - target[0]) + abs(y - target[1]) < 0.3:
         x -= 1.0
-    # Keep the pitch plausible: a forklift camera looks about level, a ceiling one down.
+    # Keep the pitch plausible: a forklift camera looks about level, a ceiling one down, and
+    # one close to a stack on the floor down at it (up to 60 degrees, as over a load).
     low, high = (-75.0, -10.0) if ceiling else (-config.max_pitch, config.max_pitch)
+    if floor_view:
+        low = min(low, -60.0)
     horizontal = math.hypot(target[0] - x, target[1] - y)
     pitch = math.degrees(math.atan2(target[2] - height, horizontal))
     if not low <= pitch <= high:
