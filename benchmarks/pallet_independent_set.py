@@ -975,43 +975,19 @@ def _add_clutter(builder: SceneBuilder, item: dict[str, Any]) -> None:
             bsdf = {"type": "diffuse", "reflectance": _bitmap(carton_texture(int(size * 1e6)))}
         box = [((0.0, 0.0, size / 2), (size, size * 0.8, size))]
         builder.add_boxes(item["kind"], box, _yaw(item["yaw"]), (item["x"], item["y"], 0.0), bsdf)
-    elif item["kind"] == "post":
+    else:  # upright cylinders: a yellow post, an orange cone, a barrel of the item's colour
+        height, radius, paint = {
+            "post": (1.2, 0.06, [0.8, 0.65, 0.05]),
+            "cone": (0.5, 0.12, [0.9, 0.3, 0.05]),
+        }.get(item["kind"], (0.9, 0.3, color))
         builder.add(
-            "post",
+            item["kind"],
             {
                 "type": "cylinder",
                 "p0": [item["x"], item["y"], 0.0],
-                "p1": [item["x"], item["y"], 1.2],
-                "radius": 0.06,
-                "bsdf": {
-                    "type": "diffuse",
-                    "reflectance": {"type": "rgb", "value": [0.8, 0.65, 0.05]},
-                },
-            },
-        )
-    elif item["kind"] == "cone":
-        builder.add(
-            "cone",
-            {
-                "type": "cylinder",
-                "p0": [item["x"], item["y"], 0.0],
-                "p1": [item["x"], item["y"], 0.5],
-                "radius": 0.12,
-                "bsdf": {
-                    "type": "diffuse",
-                    "reflectance": {"type": "rgb", "value": [0.9, 0.3, 0.05]},
-                },
-            },
-        )
-    else:
-        builder.add(
-            "barrel",
-            {
-                "type": "cylinder",
-                "p0": [item["x"], item["y"], 0.0],
-                "p1": [item["x"], item["y"], 0.9],
-                "radius": 0.3,
-                "bsdf": bsdf,
+                "p1": [item["x"], item["y"], height],
+                "radius": radius,
+                "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": paint}},
             },
         )
 
