@@ -48,6 +48,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "--model.fpn_channels=null",
         "--model.channels_last=false",
     ),
+    # timm ResNets under the stride-8 pyramid of the CPU default (strides 8-64, 128 wide).
+    "timm-resnet18": ("--model.model=fasterrcnn_timm_fpn", "--model.backbone=resnet18"),
+    "timm-resnet10t": ("--model.model=fasterrcnn_timm_fpn", "--model.backbone=resnet10t"),
 }
 #: The metric a curve is read by.
 MONITOR = "val/id/map"

@@ -259,3 +259,38 @@ def test_a_run_logs_to_wandb_offline_and_no_wandb_falls_back_to_csv(
         "epoch0-ood.png",
     ]
     assert not (csv / "wandb").exists()
+
+
+def test_timm_detector_pyramid_levels_options_and_errors() -> None:
+    from lightning_synth.models.detection import build_detector
+
+    model = build_detector(
+        "fasterrcnn_timm_fpn",
+        2,
+        backbone="resnet10t",
+        fpn_channels=32,
+        anchor_sizes=[8, 16, 32, 64],
+    )
+    levels = model.backbone(torch.zeros(1, 3, 64, 96))
+    assert {name: tuple(level.shape[1:]) for name, level in levels.items()} == {
+        "0": (32, 8, 12),  # stride 8
+        "1": (32, 4, 6),
+        "2": (32, 2, 3),
+        "pool": (32, 1, 2),
+    }
+    assert model.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,))
+    assert all(p.requires_grad for p in model.parameters())
+    task = DetectionTask(
+        model="fasterrcnn_timm_fpn", backbone="resnet10t", min_size=64, max_size=96
+    )
+    task.eval()
+    (found,) = task([torch.rand(3, 64, 96)])
+    assert found["boxes"].shape[1] == 4
+    with pytest.raises(ValueError, match="backbone 'vit_nope' is not a timm model"):
+        build_detector("fasterrcnn_timm_fpn", 2, backbone="vit_nope")
+    with pytest.raises(ValueError, match="backbone is only an option of fasterrcnn_timm_fpn"):
+        build_detector("fasterrcnn_resnet18_fpn", 2, backbone="resnet10t")
+    with pytest.raises(ValueError, match="no pretrained fasterrcnn_timm_fpn"):
+        build_detector("fasterrcnn_timm_fpn", 2, pretrained=True)
+    with pytest.raises(ValueError, match="trainable_backbone_layers is not an option"):
+        build_detector("fasterrcnn_timm_fpn", 2, trainable_backbone_layers=2)

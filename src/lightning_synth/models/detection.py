@@ -5,9 +5,11 @@ Nothing is downloaded unless a caller asks for pretrained weights.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import torch
 from torch import nn
 from torchvision.models import detection
 from torchvision.ops import misc as misc_ops
@@ -18,7 +20,11 @@ DetectorName = Literal[
     "fasterrcnn_mobilenet_v3_large_fpn",
     "fasterrcnn_mobilenet_v3_large_320_fpn",
     "fasterrcnn_mobilenet_v3_large_stride8_fpn",
+    "fasterrcnn_timm_fpn",
 ]
+#: The strides of the backbone features that feed the pyramids of this module's detectors
+#: (a max-pooled stride-64 level is added on top).
+PYRAMID_STRIDES = (8, 16, 32)
 
 
 def fasterrcnn_resnet18_fpn(
@@ -113,13 +119,87 @@ def fasterrcnn_mobilenet_v3_large_stride8_fpn(
     return FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors, **options)
 
 
+class TimmPyramid(nn.Module):
+    """A timm model's feature maps at strides 8, 16 and 32 under a feature pyramid.
+
+    The pyramid's levels are named ``"0"``, ``"1"``, ``"2"`` (strides 8-32) and ``"pool"``
+    (stride 64), as torchvision's detectors expect; ``out_channels`` is their width.
+    """
+
+    def __init__(self, name: str, channels: int, pretrained: bool = False) -> None:
+        super().__init__()
+        import timm
+        from torchvision.ops.feature_pyramid_network import (
+            FeaturePyramidNetwork,
+            LastLevelMaxPool,
+        )
+
+        try:
+            self.body = timm.create_model(name, pretrained=pretrained, features_only=True)
+        except RuntimeError as error:  # timm's "Unknown model" / "features_only not implemented"
+            msg = f"backbone {name!r} is not a timm model with feature maps: {error}"
+            raise ValueError(msg) from error
+        info: Any = self.body.feature_info
+        reductions = list(info.reduction())
+        missing = [stride for stride in PYRAMID_STRIDES if stride not in reductions]
+        if missing:
+            msg = f"backbone {name!r} has feature maps at strides {reductions}, not at {missing}"
+            raise ValueError(msg)
+        # The last feature map at each stride (some models list two at one stride).
+        self.levels = [len(reductions) - 1 - reductions[::-1].index(s) for s in PYRAMID_STRIDES]
+        self.fpn = FeaturePyramidNetwork(
+            [info.channels()[index] for index in self.levels],
+            channels,
+            extra_blocks=LastLevelMaxPool(),
+        )
+        self.out_channels = channels
+
+    def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        """The pyramid's levels of a batch of images."""
+        features = self.body(images)
+        picked = ((str(level), features[index]) for level, index in enumerate(self.levels))
+        return self.fpn(OrderedDict(picked))
+
+
+def fasterrcnn_timm_fpn(
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    num_classes: int = 91,
+    backbone: str = "resnet18",
+    fpn_channels: int = 128,
+    **options: Any,
+) -> nn.Module:
+    """Faster R-CNN on any timm model whose feature maps reach strides 8, 16 and 32.
+
+    The pyramid (:class:`TimmPyramid`) takes the backbone's last feature map at each of
+    those strides plus a max-pooled stride-64 level, one anchor size per level (16, 32, 64,
+    128 pixels unless ``anchor_sizes`` says otherwise), ``fpn_channels`` wide. All layers
+    train, norm layers included (timm's defaults: batch norm for ResNets). There are no
+    detector weights (``weights`` must be None); ``weights_backbone="DEFAULT"`` downloads
+    timm's pretrained weights for ``backbone``.
+    """
+    if weights is not None:
+        msg = "there are no pretrained fasterrcnn_timm_fpn detectors; use pretrained_backbone"
+        raise ValueError(msg)
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FasterRCNN
+
+    pyramid = TimmPyramid(backbone, fpn_channels, pretrained=weights_backbone is not None)
+    sizes = ((16,), (32,), (64,), (128,))
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    return FasterRCNN(pyramid, num_classes=num_classes, rpn_anchor_generator=anchors, **options)
+
+
 _DETECTORS = {
     "fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
     "fasterrcnn_resnet18_fpn": fasterrcnn_resnet18_fpn,
     "fasterrcnn_mobilenet_v3_large_fpn": detection.fasterrcnn_mobilenet_v3_large_fpn,
     "fasterrcnn_mobilenet_v3_large_320_fpn": detection.fasterrcnn_mobilenet_v3_large_320_fpn,
     "fasterrcnn_mobilenet_v3_large_stride8_fpn": fasterrcnn_mobilenet_v3_large_stride8_fpn,
+    "fasterrcnn_timm_fpn": fasterrcnn_timm_fpn,
 }
+#: The detectors whose pyramid width ``fpn_channels`` sets.
+_SIZED_PYRAMIDS = ("fasterrcnn_mobilenet_v3_large_stride8_fpn", "fasterrcnn_timm_fpn")
 
 
 def build_detector(
@@ -134,6 +214,7 @@ def build_detector(
     aspect_ratios: Sequence[float] | None = None,
     fpn_channels: int | None = None,
     representation_size: int | None = None,
+    backbone: str | None = None,
     **options: Any,
 ) -> nn.Module:
     """A torchvision Faster R-CNN with ``num_classes`` classes (background included).
@@ -144,7 +225,9 @@ def build_detector(
     ``anchor_sizes`` and ``aspect_ratios`` (height over width) replace the RPN's anchors and,
     with them, its head: ResNet-FPN detectors take one size per pyramid level, MobileNet ones
     every size on each of their levels. ``fpn_channels`` sets the pyramid's width of the
-    ``stride8`` MobileNet detector (the others keep torchvision's 256).
+    ``stride8`` MobileNet and the timm detectors (the others keep torchvision's 256).
+    ``backbone`` names the timm model of ``fasterrcnn_timm_fpn`` (``"resnet18"`` if None)
+    and is an error with any other detector.
     ``representation_size`` replaces the width of the box head's two fully connected layers
     (torchvision's 1024). Further ``options`` go to torchvision's ``FasterRCNN`` (e.g.
     ``box_batch_size_per_image``, ``box_score_thresh``, ``box_detections_per_img``).
@@ -162,18 +245,23 @@ def build_detector(
         raise ValueError(msg)
     builder = _DETECTORS[name]
     options = {"min_size": min_size, "max_size": max_size, **options}
+    if backbone is not None:
+        if name != "fasterrcnn_timm_fpn":
+            msg = f"backbone is only an option of fasterrcnn_timm_fpn, not {name}"
+            raise ValueError(msg)
+        options["backbone"] = backbone
     if fpn_channels is not None:
-        if builder is not fasterrcnn_mobilenet_v3_large_stride8_fpn:
-            msg = (
-                "fpn_channels is only an option of fasterrcnn_mobilenet_v3_large_stride8_fpn, "
-                f"not {name}"
-            )
+        if name not in _SIZED_PYRAMIDS:
+            msg = f"fpn_channels is only an option of {' and '.join(_SIZED_PYRAMIDS)}, not {name}"
             raise ValueError(msg)
         if fpn_channels < 1:
             msg = f"fpn_channels must be >= 1, got {fpn_channels}"
             raise ValueError(msg)
         options["fpn_channels"] = fpn_channels
     if trainable_backbone_layers is not None:
+        if name == "fasterrcnn_timm_fpn":
+            msg = "trainable_backbone_layers is not an option of fasterrcnn_timm_fpn (all train)"
+            raise ValueError(msg)
         options["trainable_backbone_layers"] = trainable_backbone_layers
     if pretrained:
         model = builder(weights="DEFAULT", **options)

@@ -71,7 +71,9 @@ class DetectionTask(BaseTask):
         model: Faster R-CNN variant: ResNet-50-FPN (default, torchvision's), ResNet-18-FPN
             (lighter, same architecture), torchvision's MobileNet-v3 ones (their pyramid
             starts at stride 32), or a MobileNet-v3 whose pyramid starts at stride 8
-            (``fasterrcnn_mobilenet_v3_large_stride8_fpn``, for small objects on a CPU).
+            (``fasterrcnn_mobilenet_v3_large_stride8_fpn``, for small objects on a CPU), or
+            any timm model under the same stride-8 pyramid (``fasterrcnn_timm_fpn``, with
+            ``backbone``).
         num_classes: Classes including the background.
         pretrained: Start from torchvision's COCO-trained weights (downloads them).
         pretrained_backbone: Start from an ImageNet backbone (downloads it).
@@ -86,8 +88,10 @@ class DetectionTask(BaseTask):
         representation_size: Width of the box head's two fully connected layers
             (torchvision's 1024; its first layer alone is 12544 x 1024, the largest matrix
             product of a training step at small image sizes).
-        fpn_channels: Width of the feature pyramid of the ``stride8`` MobileNet detector
-            (128 if None; the other detectors keep torchvision's 256).
+        fpn_channels: Width of the feature pyramid of the ``stride8`` MobileNet and the
+            timm detectors (128 if None; the other detectors keep torchvision's 256).
+        backbone: The timm model of ``fasterrcnn_timm_fpn`` (e.g. ``"resnet18"``, the
+            default, or ``"resnet10t"``); an error with the other detectors.
         channels_last: Keep the model in the channels-last memory format. On CPUs it avoids a
             very slow path of depthwise convolutions (MobileNet): their backward pass took
             6.4 s in NCHW and 88 ms channels-last on this project's development machine.
@@ -116,6 +120,7 @@ class DetectionTask(BaseTask):
         aspect_ratios: list[float] | None = None,
         representation_size: int = 1024,
         fpn_channels: int | None = None,
+        backbone: str | None = None,
         channels_last: bool = False,
         optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.01,
@@ -152,6 +157,7 @@ class DetectionTask(BaseTask):
             hp["aspect_ratios"],
             hp["fpn_channels"],
             hp["representation_size"],
+            hp.get("backbone"),
             box_batch_size_per_image=hp["box_batch_size_per_image"],
             box_score_thresh=hp["score_threshold"],
             box_detections_per_img=hp["detections_per_image"],
