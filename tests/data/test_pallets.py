@@ -92,6 +92,23 @@ def test_real_data_and_evaluation_sets_from_coco(tmp_path: Path) -> None:
     assert batch["source"] == ["real", "real"]
 
 
+def test_test_only_sets_are_tested_next_to_the_standins_never_validated(tmp_path: Path) -> None:
+    samples = [rendered_pallets(realism_config("random", **TINY), 2, seed=7)[i] for i in range(2)]
+    path = write_coco(samples, tmp_path / "other")
+    dm = _module(test_annotations={"other": str(path)})
+    dm.setup("fit")
+    dm.setup("test")
+    assert list(dm.val_dataloader()) == ["id", "ood"]
+    assert list(dm.test_dataloader()) == ["id", "ood", "other"]
+    assert torch.equal(dm.test_datasets["other"][1]["boxes"], samples[1]["boxes"])
+    with pytest.raises(ValueError, match=r"test_annotations names \['id'\] are the names"):
+        _module(test_annotations={"id": str(path)})
+    with pytest.raises(ValueError, match="test_images names"):
+        _module(test_images={"other": str(tmp_path)})
+    with pytest.raises(FileNotFoundError, match=r"test_annotations\['x'\]: COCO annotation"):
+        _module(test_annotations={"x": str(tmp_path / "nope.json")})
+
+
 def test_training_samples_are_flipped_with_their_boxes() -> None:
     dm = _module()
     assert repr(dm.train_transform) == "Augmentation([HorizontalFlip])"

@@ -89,6 +89,10 @@ class PalletDataModule(GeneratedDataModule):
         real_images: Their folder (default: the JSON's folder).
         eval_annotations: Named COCO JSON files for validation and test.
         eval_images: Their folders, by the same names.
+        test_annotations: Named COCO JSON files tested on as well, never validated on (e.g.
+            ``{independent: benchmarks/data/pallet_independent/coco.json}``, a set that
+            another renderer made): their figures cannot steer checkpoint selection.
+        test_images: Their folders, by the same names.
         categories: COCO category names that are pallets (label 1 and up).
         **kwargs: The arguments of :class:`GeneratedDataModule` and
             :class:`~lightning_synth.data.SynthRealDataModule` (``cache_dir``,
@@ -113,6 +117,8 @@ class PalletDataModule(GeneratedDataModule):
         real_images: str | None = None,
         eval_annotations: dict[str, str] | None = None,
         eval_images: dict[str, str] | None = None,
+        test_annotations: dict[str, str] | None = None,
+        test_images: dict[str, str] | None = None,
         categories: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -134,16 +140,21 @@ class PalletDataModule(GeneratedDataModule):
             if fields is not None and not isinstance(fields, Mapping):
                 msg = f"{name} must be a mapping of SceneConfig fields, got {fields!r}"
                 raise TypeError(msg)
-        if set(eval_images or {}) - set(eval_annotations or {}):
-            msg = (
-                f"eval_images names {sorted(eval_images or {})} must have eval_annotations too "
-                f"(got {sorted(eval_annotations or {})})"
-            )
-            raise ValueError(msg)
+        for kind, folders, files in (
+            ("eval", eval_images, eval_annotations),
+            ("test", test_images, test_annotations),
+        ):
+            if set(folders or {}) - set(files or {}):
+                msg = (
+                    f"{kind}_images names {sorted(folders or {})} must have {kind}_annotations "
+                    f"too (got {sorted(files or {})})"
+                )
+                raise ValueError(msg)
         # The user's files are checked before anything renders.
         for name, path in (
             ("real_annotations", real_annotations),
             *((f"eval_annotations[{k!r}]", v) for k, v in (eval_annotations or {}).items()),
+            *((f"test_annotations[{k!r}]", v) for k, v in (test_annotations or {}).items()),
         ):
             if path is not None and not Path(path).is_file():
                 msg = f"{name}: COCO annotation file {path} does not exist"
@@ -151,6 +162,7 @@ class PalletDataModule(GeneratedDataModule):
         for name, path in (
             ("real_images", real_images),
             *((f"eval_images[{k!r}]", v) for k, v in (eval_images or {}).items()),
+            *((f"test_images[{k!r}]", v) for k, v in (test_images or {}).items()),
         ):
             if path is not None and not Path(path).is_dir():
                 msg = f"{name}: image folder {path} does not exist"
@@ -186,6 +198,13 @@ class PalletDataModule(GeneratedDataModule):
         else:
             val = {d: standin_set(d, "val", val_samples, **size) for d in ("id", "ood")}
             test = {d: standin_set(d, "test", test_samples, **size) for d in ("id", "ood")}
+        clashes = sorted(set(test_annotations or {}) & set(test))
+        if clashes:
+            msg = f"test_annotations names {clashes} are the names of sets tested already"
+            raise ValueError(msg)
+        test_images = test_images or {}
+        for name, path in (test_annotations or {}).items():
+            test[name] = partial(CocoDetection, path, test_images.get(name), cats)
         super().__init__(
             synthetic,
             real,
