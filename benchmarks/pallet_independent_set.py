@@ -35,7 +35,8 @@ and ``manifest.json`` with every image's drawn conditions); ``render`` rebuilds 
     python benchmarks/pallet_independent_set.py render [--count 80] [--out DIR]
     python benchmarks/pallet_independent_set.py score CHECKPOINT [CHECKPOINT ...] [--json F]
 
-Scores are COCO mAP@[.5:.95], mAP@.5, mAP@.75 and mAR@100 over the set, and mAP@.5 per view.
+Scores are COCO mAP@[.5:.95], mAP@.5, mAP@.75 and mAR@100 over the set, mAP@.5 per view,
+and per pallet kind the share of pallets found (a detection scoring >= 0.5 at IoU >= 0.5).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ SET_VERSION = 1
 MIN_VISIBLE_FRACTION = 0.25
 MIN_BOX_SIDE_PER_WIDTH = 1 / 40
 VIEWS = ("forklift", "handheld", "rack")
+#: The score from which a detection counts in the recall per pallet kind.
+RECALL_SCORE = 0.5
 VIEW_SHARES = (0.4, 0.25, 0.35)
 PALLET_KINDS = ("eur", "industrial", "half", "plastic", "stringer")
 PALLET_SHARES = (0.45, 0.15, 0.1, 0.15, 0.15)
@@ -1230,7 +1233,7 @@ def render(out: Path, count: int) -> None:
 
 # ---------------------------------------------------------------------------- scoring
 def evaluate(task: Any, folder: Path = SET_FOLDER, batch_size: int = 4) -> dict[str, Any]:
-    """COCO scores of a detection task on the set: overall, and mAP@.5 per view and kind."""
+    """COCO scores of a detection task on the set: overall and per view; recall per kind."""
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
@@ -1244,13 +1247,14 @@ def evaluate(task: Any, folder: Path = SET_FOLDER, batch_size: int = 4) -> dict[
     dataset = CocoDetection(annotations)
     views = {image["id"]: image["view"] for image in json.loads(annotations.read_text())["images"]}
     task.eval()
-    predictions, targets, image_views = [], [], []
+    predictions, targets, image_views, image_ids = [], [], [], []
     for start in range(0, len(dataset), batch_size):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         with torch.no_grad():
             predictions += task([s["image"] for s in samples])
         targets += [evaluation_target(s["boxes"], s["labels"], s["meta"]) for s in samples]
         image_views += [views[s["meta"]["image_id"]] for s in samples]
+        image_ids += [s["meta"]["image_id"] for s in samples]
 
     def scores(keep: Sequence[int]) -> dict[str, float]:
         metric = MeanAveragePrecision(box_format="xyxy", backend="faster_coco_eval")
@@ -1271,7 +1275,42 @@ def evaluate(task: Any, folder: Path = SET_FOLDER, batch_size: int = 4) -> dict[
         for view in VIEWS
         if view in image_views
     }
+    found = dict(zip(image_ids, predictions, strict=True))
+    result["kinds"] = kind_recall(json.loads(annotations.read_text())["annotations"], found)
     return result
+
+
+def kind_recall(
+    annotations: Sequence[dict[str, Any]],
+    predictions: dict[int, dict[str, Any]],
+    threshold: float = RECALL_SCORE,
+    iou: float = 0.5,
+) -> dict[str, dict[str, float]]:
+    """Per pallet kind: how many pallets to find, and the share that a detection finds.
+
+    A pallet (a non-crowd annotation) is found when a detection scoring at least
+    ``threshold`` overlaps its box at IoU ``iou`` or more; detections are not matched one
+    to one, so this says which kinds a detector misses, not its precision.
+    """
+    import torch
+    from torchvision.ops import box_iou
+
+    counts: dict[str, list[int]] = {}
+    for annotation in annotations:
+        if annotation["iscrowd"]:
+            continue
+        x, y, w, h = annotation["bbox"]
+        truth = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
+        detections = predictions[annotation["image_id"]]
+        boxes = detections["boxes"][detections["scores"] >= threshold].float()
+        hit = bool(len(boxes)) and bool((box_iou(truth, boxes) >= iou).any())
+        tally = counts.setdefault(annotation["kind"], [0, 0])
+        tally[0] += 1
+        tally[1] += hit
+    return {
+        kind: {"pallets": total, "recall_50": hits / total}
+        for kind, (total, hits) in sorted(counts.items())
+    }
 
 
 def score(checkpoints: Sequence[Path], folder: Path, out: Path | None) -> list[dict[str, Any]]:
@@ -1285,11 +1324,15 @@ def score(checkpoints: Sequence[Path], folder: Path, out: Path | None) -> list[d
         result = evaluate(load_task(DetectionTask, checkpoint), folder)
         result.update(checkpoint=str(checkpoint), set_version=manifest["version"])
         views = ", ".join(f"{v} {r['map_50']:.3f}" for v, r in result["views"].items())
+        kinds = ", ".join(
+            f"{k} {r['recall_50']:.2f} of {r['pallets']}" for k, r in result["kinds"].items()
+        )
         print(
             f"{checkpoint}: mAP {result['map']:.3f}, mAP@.5 {result['map_50']:.3f}, "
             f"mAP@.75 {result['map_75']:.3f}, mAR@100 {result['mar_100']:.3f} "
             f"({result['targets']} pallets, {result['crowd']} crowd, "
-            f"{result['detections']} detections); mAP@.5 by view: {views}"
+            f"{result['detections']} detections); mAP@.5 by view: {views}; "
+            f"found at score >= {RECALL_SCORE} by kind: {kinds}"
         )
         results.append(result)
     if out is not None:

@@ -174,3 +174,25 @@ def test_scores_ignore_detections_on_crowd_regions(independent, tmp_path: Path) 
     assert result["detections"] == result["targets"] + result["crowd"]
     assert result["map_50"] == pytest.approx(1.0) and result["map"] == pytest.approx(1.0)
     assert all(math.isclose(v["map_50"], 1.0) for v in result["views"].values())
+    assert sum(k["pallets"] for k in result["kinds"].values()) == result["targets"]
+    assert all(k["recall_50"] == 1.0 for k in result["kinds"].values())
+
+
+def test_recall_per_kind_counts_confident_overlaps_only(independent) -> None:  # type: ignore[no-untyped-def]
+    annotations = [
+        {"image_id": 1, "bbox": [0, 0, 10, 10], "iscrowd": 0, "kind": "eur"},
+        {"image_id": 1, "bbox": [20, 0, 10, 10], "iscrowd": 0, "kind": "eur"},
+        {"image_id": 1, "bbox": [40, 0, 10, 10], "iscrowd": 0, "kind": "plastic"},
+        {"image_id": 2, "bbox": [0, 0, 10, 10], "iscrowd": 1, "kind": "eur"},
+    ]
+    found = {
+        1: {
+            "boxes": torch.tensor([[0.0, 0, 10, 10], [21, 0, 31, 10], [40, 0, 50, 10]]),
+            "scores": torch.tensor([0.9, 0.8, 0.3]),  # the plastic pallet's is not confident
+        },
+        2: {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0)},
+    }
+    assert independent.kind_recall(annotations, found) == {
+        "eur": {"pallets": 2, "recall_50": 1.0},
+        "plastic": {"pallets": 1, "recall_50": 0.0},
+    }
