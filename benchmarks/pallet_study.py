@@ -19,8 +19,9 @@ The runs of a seed share one rendered cache (the stand-in sets, and each level's
 pool, are the same for every condition), so a run's wall time includes rendering only
 where it is the first to need a set.
 ``--report`` runs nothing and prints the table from the records there are. Prints a
-Markdown table of test mAP@[.5:.95] and mAP@.5 on the stand-in ID and OOD sets
-(mean +- standard deviation over seeds).
+Markdown table of test mAP@[.5:.95] and mAP@.5 on every test set of the runs: the stand-in
+ID and OOD sets and the recipe's test-only sets (the independent set) (mean +- standard
+deviation over seeds).
 
 ``--uncertainty N`` (with the runs' checkpoints in ``--root``) also asks how much of each
 figure the draw of the test images decides: each run's best checkpoint detects on the test
@@ -92,7 +93,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown conditions {unknown}; choose from {sorted(table)}")
     suffix = "" if args.real_fraction == 0.1 else f"-real{args.real_fraction}"
-    rows = []
+    rows: list[tuple[str, list[dict[str, float]]]] = []
     recorded_cells: dict[str, list[Cell]] = {}
     for name, options in table.items():
         if args.conditions and name not in args.conditions:
@@ -105,17 +106,31 @@ def main() -> None:
         if not scores:
             continue
         recorded_cells[name] = [c for c in cells if recorded(c, args.records) is not None]
-        figures = [
-            summarise([s[f"test/{domain}/{metric}"] for s in scores])
-            for domain in ("id", "ood")
-            for metric in ("map", "map_50")
-        ]
-        rows.append(f"| {name} | " + " | ".join(figures) + f" | {len(scores)} |")
-    print("| condition | ID mAP | ID mAP@.5 | OOD mAP | OOD mAP@.5 | seeds |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+        rows.append((name, scores))
+    print(study_table(rows))
     if args.uncertainty:
         print_uncertainty(recorded_cells, args.root, args.records, args.uncertainty)
+
+
+def study_table(rows: list[tuple[str, list[dict[str, float]]]]) -> str:
+    """A Markdown table of test mAP and mAP@.5 per condition and test set.
+
+    Every test set the runs have, the stand-in ID and OOD sets first; mean +- standard
+    deviation over seeds; "-" where some run of the condition lacks the set.
+    """
+    found = {key.split("/")[1] for _, scores in rows for s in scores for key in s}
+    sets = [name for name in ("id", "ood") if name in found] + sorted(found - {"id", "ood"})
+    header = ["condition"] + [f"{name} {m}" for name in sets for m in ("mAP", "mAP@.5")]
+    lines = ["| " + " | ".join([*header, "seeds"]) + " |", "|" + " --- |" * (len(header) + 1)]
+    for condition, scores in rows:
+        figures = []
+        for name in sets:
+            for metric in ("map", "map_50"):
+                key = f"test/{name}/{metric}"
+                values = [s[key] for s in scores if key in s]
+                figures.append(summarise(values) if len(values) == len(scores) else "-")
+        lines.append(f"| {condition} | " + " | ".join(figures) + f" | {len(scores)} |")
+    return "\n".join(lines)
 
 
 def test_predictions(checkpoint: Path, config: Path) -> dict[str, tuple[list, list]]:

@@ -215,6 +215,7 @@ def tiny_pallet_options(root: Any) -> list[str]:
         "--trainer.max_epochs=2",
         "--trainer.limit_train_batches=2",
         "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=2",  # batches per test set (the independent set has 40)
         "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={root}",
         f"--trainer.logger.init_args.save_dir={root}",
