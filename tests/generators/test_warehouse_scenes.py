@@ -198,6 +198,9 @@ def test_preview_command_writes_a_grid(tmp_path: Path) -> None:
             "floor_view_distance must be a range of positive values",
         ),
         ({"camera_height": ("1", 2.0)}, TypeError, "camera_height must be a number or a range"),
+        ({"pallet_kinds": ("eur", "crate")}, ValueError, "pallet_kinds must be kinds of"),
+        ({"pallet_kinds": ()}, ValueError, "pallet_kinds must be kinds of"),
+        ({"painted_pallet_share": -0.1}, ValueError, r"painted_pallet_share must be in \[0, 1\]"),
     ],
 )
 def test_bad_scene_settings_are_refused(
@@ -234,3 +237,34 @@ def test_floor_views_show_fewer_larger_pallets_and_leave_other_scenes_alone() ->
     # At the default share the knob draws nothing and stays out of cache manifests.
     assert "floor_view_share" not in generator_manifest(PalletSceneGenerator(base))["config"]
     assert generator_manifest(PalletSceneGenerator(close))["config"]["floor_view_share"] == 1.0
+
+
+def test_pallet_kinds_fill_their_outlines_and_leave_default_scenes_alone() -> None:
+    from lightning_synth.generators.base import generator_manifest
+    from lightning_synth.generators.warehouse.geometry import BoxList
+    from lightning_synth.generators.warehouse.pallets import PALLET_KINDS, PALLET_SIZES, add_pallet
+
+    for kind in PALLET_KINDS:
+        parts = BoxList()
+        outline = add_pallet(parts, (0.0, 0.0, 0.0), 0.0, wood=0, blocks=1, instance=3, kind=kind)
+        built = parts.build()
+        low = (built.centers - built.half_sizes).amin(0).double().numpy()
+        high = (built.centers + built.half_sizes).amax(0).double().numpy()
+        length, width, height = PALLET_SIZES[kind]
+        # The parts span the kind's outline exactly: its footprint from the floor to the deck.
+        np.testing.assert_allclose(high - low, [length, width, height], atol=1e-6)
+        np.testing.assert_allclose(outline[3:], [length, width, height])
+        assert set(built.instances.tolist()) == {3} and set(built.materials.tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="kind must be one of"):
+        add_pallet(BoxList(), (0, 0, 0), 0.0, 0, 1, 0, kind="crate")
+    base = realism_config("realistic", width=96, height=72)
+    mixed = dataclasses.replace(base, pallet_kinds=["plastic", "stringer"], painted_pallet_share=1)
+    assert mixed.pallet_kinds == ("plastic", "stringer")
+    sample = PalletSceneGenerator(mixed)(0, 0)
+    assert len(sample["boxes"]) + len(sample["meta"]["crowd_boxes"]) > 0
+    manifest = generator_manifest(PalletSceneGenerator(base))["config"]
+    assert "pallet_kinds" not in manifest and "painted_pallet_share" not in manifest
+    assert generator_manifest(PalletSceneGenerator(mixed))["config"]["pallet_kinds"] == (
+        "plastic",
+        "stringer",
+    )

@@ -24,7 +24,8 @@ from lightning_synth.generators.warehouse.materials import (
     kelvin_to_rgb,
 )
 from lightning_synth.generators.warehouse.pallets import (
-    PALLET_HEIGHT,
+    PALLET_KINDS,
+    PALLET_SIZES,
     add_carton_load,
     add_pallet,
     add_wrapped_load,
@@ -60,6 +61,13 @@ class SceneConfig:
         load_appearance: Materials of loads.
         surroundings: Materials of floor, walls, ceiling and racks.
         wood_age: Range of pallet wood from fresh pine (0) to weathered grey (1).
+        pallet_kinds: Kinds of pallet a scene's pallet types are drawn from, uniformly (see
+            :data:`~lightning_synth.generators.warehouse.pallets.PALLET_KINDS`: ``eur``,
+            ``industrial``, ``half``, ``stringer``, ``plastic``). Plastic ones get a plastic
+            material when pallets look realistic. The default, EUR pallets only, draws
+            nothing for it and leaves scenes as before it existed.
+        painted_pallet_share: Share of a scene's realistic wooden pallet types painted (blue
+            or red, as pooled pallets are). At 0 (the default) nothing is drawn for it.
         floor_color: Base colour of a realistic concrete floor (linear RGB).
         wall_color: Base colour of realistic walls (linear RGB).
         rack_style: Realistic racks ``"painted"`` (blue frames, orange beams),
@@ -98,7 +106,12 @@ class SceneConfig:
             too.
     """
 
-    LATER_SETTINGS: ClassVar[tuple[str, ...]] = ("floor_view_share", "floor_view_distance")
+    LATER_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "floor_view_share",
+        "floor_view_distance",
+        "pallet_kinds",
+        "painted_pallet_share",
+    )
 
     width: int = 640
     height: int = 480
@@ -113,6 +126,8 @@ class SceneConfig:
     load_appearance: Appearance = "realistic"
     surroundings: Appearance = "realistic"
     wood_age: Range = (0.0, 1.0)
+    pallet_kinds: tuple[str, ...] = ("eur",)
+    painted_pallet_share: float = 0.0
     floor_color: tuple[float, float, float] = (0.55, 0.55, 0.53)
     wall_color: tuple[float, float, float] = (0.78, 0.78, 0.76)
     rack_style: Literal["painted", "galvanised", "any"] = "any"
@@ -143,6 +158,11 @@ class SceneConfig:
     min_box_side: float = 4.0
 
     def __post_init__(self) -> None:
+        # YAML and the command line give lists; one kind may come as a string.
+        kinds = self.pallet_kinds
+        object.__setattr__(
+            self, "pallet_kinds", (kinds,) if isinstance(kinds, str) else tuple(kinds)
+        )
         for item in fields(self):
             _check_numbers(item.name, getattr(self, item.name))
         if self.width < 16 or self.height < 16:
@@ -172,8 +192,12 @@ class SceneConfig:
             ) and value[0] > value[1]:
                 msg = f"{item.name} must be a range (low, high) with low <= high, got {value}"
                 raise ValueError(msg)
+        unknown = [kind for kind in self.pallet_kinds if kind not in PALLET_KINDS]
+        if not self.pallet_kinds or unknown:
+            msg = f"pallet_kinds must be kinds of {PALLET_KINDS}, got {self.pallet_kinds!r}"
+            raise ValueError(msg)
         shares = ("rack_fill", "load_share", "wrapped_share", "ceiling_camera_share")
-        for name in (*shares, "floor_view_share"):
+        for name in (*shares, "floor_view_share", "painted_pallet_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 msg = f"{name} must be in [0, 1], got {getattr(self, name)}"
                 raise ValueError(msg)
@@ -236,7 +260,15 @@ def _check_numbers(name: str, value: object) -> None:
 
 
 _TEXT_FIELDS = frozenset(
-    {"layout", "pallet_appearance", "load_appearance", "surroundings", "rack_style", "light_model"}
+    {
+        "layout",
+        "pallet_appearance",
+        "load_appearance",
+        "surroundings",
+        "rack_style",
+        "light_model",
+        "pallet_kinds",
+    }
 )
 
 
@@ -293,6 +325,35 @@ class _Palette:
             )
         )
 
+    def plastic(self) -> int:
+        """Moulded plastic: black, grey or blue mostly, now and then red or green."""
+        rng = self.rng
+        bases = ((0.04, 0.04, 0.045), (0.3, 0.31, 0.32), (0.07, 0.18, 0.5), (0.5, 0.08, 0.06))
+        base = bases[int(rng.choice(len(bases), p=(0.35, 0.3, 0.25, 0.1)))]
+        return self.add(
+            Material(
+                _jitter(rng, base, 0.04),
+                "plain",
+                contrast=float(rng.uniform(0.02, 0.08)),
+                specular=float(rng.uniform(0.2, 0.5)),
+                shininess=float(rng.uniform(16, 64)),
+            )
+        )
+
+    def paint(self) -> int:
+        """Painted wood: blue or red paint with the grain showing faintly."""
+        rng = self.rng
+        base = (0.08, 0.22, 0.55) if rng.random() < 0.6 else (0.6, 0.1, 0.07)
+        return self.add(
+            Material(
+                _jitter(rng, base, 0.06),
+                "wood",
+                scale=float(rng.uniform(0.05, 0.12)),
+                contrast=float(rng.uniform(0.08, 0.2)),
+                specular=float(rng.uniform(0.05, 0.2)),
+            )
+        )
+
     def cardboard(self) -> int:
         rng = self.rng
         tape = (0.8, 0.7, 0.5) if rng.random() < 0.6 else (0.85, 0.85, 0.82)
@@ -340,18 +401,28 @@ def draw_scene(config: SceneConfig, rng: np.random.Generator) -> Scene:
 
     room_materials = _room_materials(palette, config)
 
-    # A few kinds of pallets per scene (fresh, aged, another supplier's), shared by stacks.
+    # A few types of pallets per scene (fresh, aged, another supplier's, another kind),
+    # shared by stacks: (board material, block material, kind).
+    def pallet_kind() -> str:  # draws nothing unless there is a choice
+        kinds = config.pallet_kinds
+        return kinds[int(rng.integers(len(kinds)))] if len(kinds) > 1 else kinds[0]
+
+    types: list[tuple[int, int, str]] = []
     if config.pallet_appearance == "random":
-        kinds = [(palette.random(), palette.random()) for _ in range(4)]
+        types = [(palette.random(), palette.random(), pallet_kind()) for _ in range(4)]
     else:
-        kinds = []
         for _ in range(int(rng.integers(1, 4))):
             wood = palette.wood(config.wood_age)
             blocks = wood if rng.random() < 0.6 else palette.wood(config.wood_age)
-            kinds.append((wood, blocks))
+            kind = pallet_kind()
+            if kind == "plastic":
+                wood = blocks = palette.plastic()
+            elif config.painted_pallet_share > 0 and rng.random() < config.painted_pallet_share:
+                wood = blocks = palette.paint()
+            types.append((wood, blocks, kind))
 
-    def pallet_materials() -> tuple[int, int]:
-        return kinds[int(rng.integers(len(kinds)))]
+    def pallet_type() -> tuple[int, int, str]:
+        return types[int(rng.integers(len(types)))]
 
     load_materials = (
         [palette.cardboard() for _ in range(3)]
@@ -360,24 +431,31 @@ def draw_scene(config: SceneConfig, rng: np.random.Generator) -> Scene:
     )
     film = palette.film() if config.load_appearance == "realistic" else palette.random()
 
-    def add_load(top: np.ndarray, yaw: float, space: float) -> None:
+    def add_load(top: np.ndarray, yaw: float, space: float, deck: tuple[float, float]) -> None:
         if rng.random() >= config.load_share or space < 0.3:
             return
         if rng.random() < config.wrapped_share:
-            add_wrapped_load(boxes, top, yaw, min(space, float(rng.uniform(0.6, 1.6))), film)
+            height = min(space, float(rng.uniform(0.6, 1.6)))
+            add_wrapped_load(boxes, top, yaw, height, film, deck)
         else:
             layers = max(1, min(int(rng.integers(1, 5)), int(space / 0.45)))
-            add_carton_load(boxes, top, yaw, rng, load_materials, layers)
+            add_carton_load(boxes, top, yaw, rng, load_materials, layers, deck)
 
-    def add_stack(position: np.ndarray, yaw: float, count: int, space: float) -> None:
-        wood, blocks = pallet_materials()
+    def add_stack(position: np.ndarray, yaw: float, count: int, space: float) -> float:
+        """A stack of ``count`` pallets of one type, maybe loaded; returns a pallet's height."""
+        wood, blocks, kind = pallet_type()
+        length, width, height = PALLET_SIZES[kind]
         z = float(position[2])
         for _ in range(count):
             instance = len(outlines)
-            outline = add_pallet(boxes, (position[0], position[1], z), yaw, wood, blocks, instance)
+            outline = add_pallet(
+                boxes, (position[0], position[1], z), yaw, wood, blocks, instance, kind
+            )
             outlines.add(outline[:3], outline[3:], yaw=yaw)
-            z += PALLET_HEIGHT
-        add_load(np.array([position[0], position[1], z]), yaw, space - (z - position[2]))
+            z += height
+        top = np.array([position[0], position[1], z])
+        add_load(top, yaw, space - (z - position[2]), (length, width))
+        return height
 
     # The camera stands in an aisle along x, looking roughly along +x.
     aisle_y = float(rng.uniform(-breadth / 4, breadth / 4))
@@ -400,8 +478,8 @@ def draw_scene(config: SceneConfig, rng: np.random.Generator) -> Scene:
         if config.layout == "open" and rng.random() < 0.3:
             yaw = float(rng.uniform(0, 2 * math.pi))
         count = _integer(rng, config.stack_height)
-        add_stack(np.array([x, y, 0.0]), yaw, count, 2.0)
-        floor_targets.append(np.array([x, y, 0.1 + PALLET_HEIGHT * count / 2]))
+        height = add_stack(np.array([x, y, 0.0]), yaw, count, 2.0)
+        floor_targets.append(np.array([x, y, 0.1 + height * count / 2]))
     targets += floor_targets
     _add_distractors(boxes, rng, config, palette, room, aisle_y)
 
